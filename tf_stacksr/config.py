@@ -1,0 +1,170 @@
+"""Every training option in one frozen object, and the absl flags generated from it.
+
+Each option is declared once, as a dataclass field whose metadata holds the flag help; the
+flags are generated from the fields, so a flagfile, a test and a notebook all build the same
+`Config` and go through the same validation. Validation errors name the flag and what was
+expected, so a bad flagfile fails before any model or data is touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any
+
+from absl import flags
+
+_NORMS = ("instance", "batch", "none")
+_STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+_PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def _opt(default: Any, help_text: str, **extra: Any) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help_text, **extra})
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Options of one training run (model, losses, optimisation, data and bookkeeping)."""
+
+    # Data.
+    data_dir: str = _opt("", "Folder of face images (searched recursively) or of prepared TFRecord shards.")
+    hr_size: int = _opt(64, "High-resolution (output) size in pixels; the input A is the LR face bicubic-upscaled to this size.")
+    scale: int = _opt(4, "Super-resolution factor, a power of two >= 2; one upsampling stage per factor of 2.")
+    # Generator.
+    res_blocks: int = _opt(4, "m: residual structures per upsampling stage (paper: 4).")
+    res_convs: int = _opt(4, "n: convolutions in each residual structure (paper: 4).")
+    res_kernel: int = _opt(1, "Kernel size of the residual convolutions (paper: 1).")
+    unet_filters: int = _opt(64, "Filters of the first U-Net level; doubled per level up to unet_max_filters.")
+    unet_max_filters: int = _opt(512, "Cap on U-Net filters.")
+    up_filters: int = _opt(64, "Feature width inside the upsampling stages.")
+    norm: str = _opt("instance", "Normalisation in G1 and the discriminators: " + "|".join(_NORMS) + ".", choices=_NORMS)
+    residual: bool = _opt(True, "Each stage predicts a correction added to the area-downscaled input A (ours); false gives the paper's plain tanh outputs.")
+    # Discriminators and losses.
+    disc_filters: int = _opt(64, "Filters of the first PatchGAN layer.")
+    lambda_l1: float = _opt(100.0, "Weight of the per-stage L1 term (paper's lambda).")
+    adv_weight: float = _opt(1.0, "Weight of the adversarial terms; 0 trains the PSNR-oriented model (L1 only, no discriminators updated).")
+    bb_weight: float = _opt(1.0, "Weight of the paper's L_BB' term (stage-1 pair conditioned on the LR ground truth).")
+    # Optimisation.
+    batch_size: int = _opt(16, "Global batch size (split over replicas).")
+    g_lr: float = _opt(2e-4, "Generator Adam learning rate.")
+    d_lr: float = _opt(2e-4, "Discriminator Adam learning rate.")
+    beta1: float = _opt(0.5, "Adam beta1.")
+    lr_decay_start: float = _opt(0.5, "Fraction of train_steps after which both learning rates decay linearly to 0.")
+    train_steps: int = _opt(10000, "Total training steps.")
+    seed: int = _opt(0, "Seed of weights, data order and augmentation.")
+    # Bookkeeping.
+    model_dir: str = _opt("runs/default", "Where checkpoints, TensorBoard events and sample grids go.")
+    save_every: int = _opt(500, "Checkpoint every this many steps (and at the end).")
+    keep_checkpoints: int = _opt(3, "How many recent checkpoints to keep.")
+    log_every: int = _opt(50, "Progress line and scalar summaries every this many steps.")
+    sample_every: int = _opt(500, "Validation PSNR and a PNG sample grid every this many steps.")
+    num_samples: int = _opt(8, "Faces in the fixed validation batch used for samples and PSNR.")
+    # Distribution and precision (decided in tf_stacksr.distribute).
+    strategy: str = _opt("auto", "Distribution strategy: " + "|".join(_STRATEGIES) + ".", choices=_STRATEGIES)
+    mixed_precision: str = _opt("float32", "Precision policy: " + "|".join(_PRECISIONS) + ".", choices=_PRECISIONS)
+    jit_compile: bool = _opt(False, "Compile the train step with XLA.")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ---- derived facts -------------------------------------------------------------------
+    @property
+    def num_stages(self) -> int:
+        """Generator outputs: the LR-size image of G1 plus one per upsampling stage."""
+        return int(math.log2(self.scale)) + 1
+
+    @property
+    def lr_size(self) -> int:
+        return self.hr_size // self.scale
+
+    @property
+    def stage_sizes(self) -> tuple[int, ...]:
+        """Side length of every generator output, LR first, HR last: the one source of truth."""
+        return tuple(self.lr_size * 2**k for k in range(self.num_stages))
+
+    # ---- validation ----------------------------------------------------------------------
+    def validate(self) -> None:
+        def fail(flag: str, value: Any, expected: str) -> None:
+            raise ValueError(f"--{flag}={value!r}: expected {expected}")
+
+        if self.scale < 2 or self.scale & (self.scale - 1):
+            fail("scale", self.scale, "a power of two >= 2 (2, 4, 8, ...)")
+        if self.hr_size <= 0 or self.hr_size % self.scale:
+            fail("hr_size", self.hr_size, f"a positive multiple of --scale={self.scale}")
+        if self.lr_size < 4 or self.lr_size & (self.lr_size - 1):
+            fail("hr_size", self.hr_size, f"hr_size/scale to be a power of two >= 4 (got LR size {self.lr_size})")
+        for name in ("res_blocks", "res_convs", "res_kernel", "unet_filters", "unet_max_filters",
+                     "up_filters", "disc_filters", "batch_size", "train_steps", "save_every",
+                     "keep_checkpoints", "log_every", "sample_every", "num_samples"):
+            if getattr(self, name) < 1:
+                fail(name, getattr(self, name), "an integer >= 1")
+        if self.res_kernel % 2 == 0:
+            fail("res_kernel", self.res_kernel, "an odd kernel size")
+        for name in ("lambda_l1", "adv_weight", "bb_weight", "g_lr", "d_lr"):
+            if getattr(self, name) < 0:
+                fail(name, getattr(self, name), "a value >= 0")
+        if not 0 <= self.beta1 < 1:
+            fail("beta1", self.beta1, "a value in [0, 1)")
+        if not 0 <= self.lr_decay_start <= 1:
+            fail("lr_decay_start", self.lr_decay_start, "a fraction in [0, 1]")
+        if self.norm not in _NORMS:
+            fail("norm", self.norm, " or ".join(_NORMS))
+        if self.strategy not in _STRATEGIES:
+            fail("strategy", self.strategy, " or ".join(_STRATEGIES))
+        if self.mixed_precision not in _PRECISIONS:
+            fail("mixed_precision", self.mixed_precision, " or ".join(_PRECISIONS))
+        if not self.model_dir:
+            fail("model_dir", self.model_dir, "a folder path for checkpoints")
+
+    def check_data_dir(self) -> None:
+        """Training needs data; building a model (export, tests) does not, so this is separate."""
+        if not self.data_dir:
+            raise ValueError("--data_dir is empty: expected a folder of face images or TFRecord shards")
+        if not os.path.isdir(self.data_dir):
+            raise ValueError(f"--data_dir={self.data_dir!r}: expected an existing folder, none found")
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Declare one absl flag per Config field (idempotent)."""
+    for field in dataclasses.fields(Config):
+        if field.name in flag_values:
+            continue
+        help_text = field.metadata["help"]
+        if "choices" in field.metadata:
+            flags.DEFINE_enum(field.name, field.default, field.metadata["choices"], help_text, flag_values=flag_values)
+        elif isinstance(field.default, bool):
+            flags.DEFINE_bool(field.name, field.default, help_text, flag_values=flag_values)
+        elif isinstance(field.default, int):
+            flags.DEFINE_integer(field.name, field.default, help_text, flag_values=flag_values)
+        elif isinstance(field.default, float):
+            flags.DEFINE_float(field.name, field.default, help_text, flag_values=flag_values)
+        else:
+            flags.DEFINE_string(field.name, field.default, help_text, flag_values=flag_values)
+
+
+def from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> Config:
+    return Config(**{f.name: flag_values[f.name].value for f in dataclasses.fields(Config)})
+
+
+def save_json(cfg: Config, path: str) -> None:
+    import json
+
+    with open(path, "w") as fh:
+        json.dump(cfg.to_dict(), fh, indent=2, sort_keys=True)
+
+
+def load_json(path: str) -> Config:
+    import json
+
+    with open(path) as fh:
+        values = json.load(fh)
+    known = {f.name for f in dataclasses.fields(Config)}
+    return Config(**{k: v for k, v in values.items() if k in known})

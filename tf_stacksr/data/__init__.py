@@ -1,0 +1,1 @@
+"""Face data: alignment, preparation into shards, and tf.data training pairs."""
