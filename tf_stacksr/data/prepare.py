@@ -1,0 +1,469 @@
+"""Photos -> aligned faces in sharded TFRecords, with a manifest of what was written and skipped.
+
+Layout of an output folder:
+  prepare_options.json      the options and a digest of the source list (a resumed run must match)
+  <split>-NNNNN.tfrecord    faces from source items [NNNNN * shard_size, (NNNNN + 1) * shard_size)
+  shard-NNNNN.json          that shard's counts; written last, so its presence means "finished"
+  manifest.json             totals, per-split shard lists and every skipped file with its reason;
+                            written when all shards are finished (readers need it)
+  png/<split>/...           optional dump of the aligned faces, for inspection
+
+Shards follow the source order (not the split), so a source can be streamed once, in order,
+whatever the split; each shard file is renamed into place only when complete. Re-running the
+same command skips finished shards, so an interrupted job loses at most the shards in flight
+and never duplicates a face.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from typing import Any, Iterator, Sequence
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from tf_stacksr.data import align, photos, records
+
+SPLIT_MODES = ("auto", "folder", "identity", "random", "none")
+LABEL_MODES = ("auto", "file", "folder", "none")
+FOLDER_SPLITS = ("train", "test", "val", "validation", "valid")
+IDENTITY_FILES = ("identity.txt", "identity_CelebA.txt")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# Skip reasons decided after decoding (decoding ones are in `photos`).
+NO_FACE = "no_face"
+FACE_TOO_SMALL = "face_too_small"
+ERROR = "error"
+# Not a skip: the photo had several faces; the largest (or every one, with all_faces) was kept.
+MULTIPLE_FACES = "multiple_faces"
+MANIFEST = "manifest.json"
+OPTIONS_FILE = "prepare_options.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareOptions:
+    """What a preparation produces; resuming requires the same values (except `workers`)."""
+
+    size: int = 128
+    face_scale: float = 0.7
+    detector: str = "hog"
+    upsample: int = -1  # dlib upsampling passes; -1 = automatic (see align.FaceAligner)
+    all_faces: bool = False
+    min_side: int = 32
+    max_side: int = 4096
+    max_pixels: int = 150_000_000
+    max_upscale: float = 2.0
+    image_format: str = "png"
+    shard_size: int = 500
+    split: str = "auto"
+    test_fraction: float = 0.1
+    seed: int = 0
+    labels: str = "auto"
+    identity_file: str = ""
+    tfds_data_dir: str = ""
+    dump_png: bool = False
+    workers: int = 0  # 0 = every core
+
+    def __post_init__(self) -> None:
+        def fail(flag: str, expected: str) -> None:
+            raise ValueError(f"--{flag}={getattr(self, flag)!r}: expected {expected}")
+
+        if self.size < 16:
+            fail("size", "a crop side >= 16 pixels")
+        if not 0.1 <= self.face_scale <= 1.5:
+            fail("face_scale", "the face's fraction of the crop side, in [0.1, 1.5]")
+        if self.detector not in align.DETECTORS:
+            fail("detector", " or ".join(align.DETECTORS))
+        if self.image_format not in ("png", "jpeg"):
+            fail("image_format", "png or jpeg")
+        if self.split not in SPLIT_MODES:
+            fail("split", " or ".join(SPLIT_MODES))
+        if self.labels not in LABEL_MODES:
+            fail("labels", " or ".join(LABEL_MODES))
+        if not 0 <= self.test_fraction < 1:
+            fail("test_fraction", "a fraction in [0, 1)")
+        for name in ("shard_size", "min_side", "max_pixels"):
+            if getattr(self, name) < 1:
+                fail(name, "an integer >= 1")
+        if self.max_side < self.size:
+            fail("max_side", f"at least --size={self.size}")
+        if self.workers < 0:
+            fail("workers", "0 (every core) or a positive process count")
+        if self.max_upscale <= 0:
+            fail("max_upscale", "a positive enlargement factor")
+
+    def resume_key(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("workers", "dump_png")}
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    """One source photo: its key (relative path or tfds split/index), label and output split."""
+
+    key: str
+    identity: str
+    split: str = ""
+
+
+# ---- sources ---------------------------------------------------------------------------------
+class FolderSource:
+    """Photos under a folder (recursive), labelled by an identity file, by person folder or not at all."""
+
+    kind = "folder"
+
+    def __init__(self, root: str, options: PrepareOptions):
+        if not os.path.isdir(root):
+            raise ValueError(f"--input={root!r}: expected a folder of photos or tfds:<name>, no such folder")
+        self.root = root
+        keys = []
+        for dirpath, dirnames, names in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            keys.extend(os.path.relpath(os.path.join(dirpath, n), root) for n in names if n.lower().endswith(IMAGE_EXTENSIONS))
+        if not keys:
+            raise ValueError(f"--input={root!r}: no photos ({', '.join(IMAGE_EXTENSIONS)}) found")
+        keys.sort()
+        self.labels = options.labels
+        labels: dict[str, str] = {}
+        identity_file = options.identity_file or next((os.path.join(root, n) for n in IDENTITY_FILES if os.path.isfile(os.path.join(root, n))), "")
+        if self.labels in ("auto", "file") and identity_file:
+            labels = read_identity_file(identity_file)
+            self.labels = "file"
+            self.items = [Item(k, labels.get(os.path.basename(k), "")) for k in keys]
+        elif self.labels == "file":
+            raise ValueError(f"--labels=file: expected --identity_file or one of {IDENTITY_FILES} in {root}")
+        elif self.labels == "folder" or (self.labels == "auto" and all(os.sep in k for k in keys) and not _has_split_folders(keys)):
+            self.labels = "folder"  # LFW layout: <Person>/<photo>, the person is the label
+            self.items = [Item(k, k.split(os.sep)[-2]) for k in keys]
+        else:
+            self.labels = "none"
+            self.items = [Item(k, "") for k in keys]
+
+    def payloads(self, indices: Sequence[int]) -> Iterator[tuple[int, Any]]:
+        for i in indices:
+            yield i, os.path.join(self.root, self.items[i].key)
+
+
+class TfdsSource:
+    """A TFDS dataset already prepared on this machine (`tfds:celeb_a`, `tfds:lfw`); never downloads.
+
+    The label is the `label` feature (LFW: the person) or `identity` when present; images are
+    read still encoded, so the workers decode them exactly like files.
+    """
+
+    kind = "tfds"
+
+    def __init__(self, name: str, options: PrepareOptions):
+        import tensorflow_datasets as tfds
+
+        self.tfds = tfds
+        try:
+            self.builder = tfds.builder(name, data_dir=options.tfds_data_dir or None)
+        except Exception as err:  # unknown name or broken registry
+            raise ValueError(f"--input=tfds:{name}: no such TFDS dataset ({err})") from None
+        if not self.builder.is_prepared():
+            raise ValueError(
+                f"--input=tfds:{name}: not prepared under {self.builder.data_dir}; "
+                "nothing is downloaded here: prepare it with tfds on a connected machine and pass --tfds_data_dir")
+        features = self.builder.info.features
+        self.label_key = next((k for k in ("identity", "label") if k in features), None)
+        self.splits = sorted(self.builder.info.splits.keys())
+        self.labels = "none" if self.label_key is None or options.labels == "none" else "tfds"
+        self.items = []
+        for split in self.splits:
+            for index, label in enumerate(self._labels(split)):
+                self.items.append(Item(f"{split}/{index}", label if self.labels == "tfds" else ""))
+
+    def _dataset(self, split: str):
+        return self.builder.as_dataset(split=split, shuffle_files=False, decoders={"image": self.tfds.decode.SkipDecoding()})
+
+    def _labels(self, split: str) -> Iterator[str]:
+        if self.label_key is None:
+            yield from ("" for _ in range(self.builder.info.splits[split].num_examples))
+            return
+        feature = self.builder.info.features[self.label_key]
+        for ex in self.tfds.as_numpy(self._dataset(split).map(lambda e: e[self.label_key])):
+            if hasattr(feature, "int2str") and not isinstance(ex, bytes):
+                yield feature.int2str(int(ex))
+            else:
+                yield ex.decode("utf-8") if isinstance(ex, bytes) else str(ex)
+
+    def payloads(self, indices: Sequence[int]) -> Iterator[tuple[int, Any]]:
+        wanted = set(indices)
+        position = 0
+        for split in self.splits:
+            for encoded in self.tfds.as_numpy(self._dataset(split).map(lambda e: e["image"])):
+                if position in wanted:
+                    yield position, encoded
+                position += 1
+
+
+def open_source(spec: str, options: PrepareOptions):
+    """`tfds:<name>` or a folder path."""
+    if spec.startswith("tfds:"):
+        return TfdsSource(spec[len("tfds:"):], options)
+    return FolderSource(spec, options)
+
+
+def read_identity_file(path: str) -> dict[str, str]:
+    """CelebA-style `<file name> <identity>` lines (comments with #) -> {file name: identity}."""
+    labels = {}
+    with open(path) as fh:
+        for number, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise ValueError(f"{path}:{number}: expected '<file> <identity>', got {line!r}")
+            labels[parts[0]] = parts[1]
+    return labels
+
+
+def _has_split_folders(keys: Sequence[str]) -> bool:
+    return all(k.split(os.sep)[0] in FOLDER_SPLITS for k in keys)
+
+
+# ---- splits ----------------------------------------------------------------------------------
+def assign_splits(items: Sequence[Item], mode: str, test_fraction: float, seed: int) -> tuple[list[Item], str]:
+    """Give every item a split; returns (items, mode used).
+
+    folder: the top folder (train/test/val...) as given. identity: whole identities go to
+    test, in a seeded order, until it holds `test_fraction` of the items (no person in two
+    splits; unlabelled items count as their own identity). random: a seeded item split.
+    auto: folder if every photo sits under train/test/..., else identity if labelled, else random.
+    """
+    keys = [it.key for it in items]
+    if mode == "auto":
+        mode = "folder" if _has_split_folders(keys) else "identity" if any(it.identity for it in items) else "random"
+    if mode == "folder":
+        if not _has_split_folders(keys):
+            raise ValueError(f"--split=folder: expected every photo under one of {FOLDER_SPLITS}/")
+        return [dataclasses.replace(it, split=it.key.split(os.sep)[0]) for it in items], mode
+    if mode == "none" or test_fraction == 0:
+        return [dataclasses.replace(it, split="train") for it in items], mode
+    rng = np.random.default_rng(seed)
+    if mode == "random":
+        test = set(rng.permutation(len(items))[: round(test_fraction * len(items))].tolist())
+        return [dataclasses.replace(it, split="test" if i in test else "train") for i, it in enumerate(items)], mode
+    groups: dict[str, int] = collections.Counter(it.identity or f"\0{it.key}" for it in items)
+    names = sorted(groups)
+    test_groups, taken = set(), 0
+    for index in rng.permutation(len(names)):
+        if taken >= test_fraction * len(items):
+            break
+        test_groups.add(names[index])
+        taken += groups[names[index]]
+    return [dataclasses.replace(it, split="test" if (it.identity or f"\0{it.key}") in test_groups else "train") for it in items], mode
+
+
+# ---- per-photo work (runs in the worker processes) -------------------------------------------
+_ALIGNER: align.FaceAligner | None = None
+
+
+def _init_worker(options: PrepareOptions) -> None:
+    global _ALIGNER
+    cv2.setNumThreads(1)
+    _ALIGNER = align.FaceAligner(options.detector, None if options.upsample < 0 else options.upsample)
+
+
+def process_photo(task: tuple[int, Any, PrepareOptions]) -> dict[str, Any]:
+    """Decode, detect, align one photo: {"index", "faces": [...], "skip", "detail", "converted"}."""
+    index, payload, options = task
+    out: dict[str, Any] = {"index": index, "faces": [], "skip": None, "detail": "", "converted": []}
+    try:
+        data = payload
+        if isinstance(payload, str):
+            with open(payload, "rb") as fh:
+                data = fh.read()
+        image, scale, out["converted"] = photos.decode_photo(
+            data, min_side=options.min_side, max_side=options.max_side, max_pixels=options.max_pixels)
+        if _ALIGNER is None:
+            _init_worker(options)
+        faces = _ALIGNER.detect(image)
+        if not faces:
+            raise photos.Skip(NO_FACE)
+        if len(faces) > 1:
+            out["converted"].append(MULTIPLE_FACES)
+        for face in faces if options.all_faces else faces[:1]:
+            matrix = align.alignment_matrix(face.landmarks, options.size, options.face_scale)
+            if np.hypot(matrix[0, 0], matrix[1, 0]) > options.max_upscale:
+                continue
+            crop, matrix = align.align_face(image, face.landmarks, options.size, options.face_scale)
+            ext, params = (".png", []) if options.image_format == "png" else (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95])
+            ok, encoded = cv2.imencode(ext, cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), params)
+            if not ok:
+                raise RuntimeError(f"could not encode the aligned face as {options.image_format}")
+            # The matrix is stored for the upright full-resolution original (the decoder may
+            # have shrunk the image by `scale`); cv2-style centre convention as in align_face.
+            to_work = np.array([[scale, 0, (scale - 1) / 2], [0, scale, (scale - 1) / 2], [0, 0, 1]])
+            out["faces"].append({
+                "image": encoded.tobytes(),
+                "landmarks": align.transform_points(matrix, face.landmarks).astype(np.float32),
+                "matrix": (np.vstack([matrix, [0, 0, 1]]) @ to_work)[:2],
+                "score": face.score,
+            })
+        if not out["faces"]:
+            raise photos.Skip(FACE_TOO_SMALL, f"needs more than {options.max_upscale}x enlargement")
+    except photos.Skip as skip:
+        out.update(faces=[], skip=skip.reason, detail=skip.detail)
+    except Exception as err:  # never let one photo stop the job; it is listed with its error
+        out.update(faces=[], skip=ERROR, detail=f"{type(err).__name__}: {err}"[:300])
+    return out
+
+
+# ---- the job ---------------------------------------------------------------------------------
+def _digest(items: Sequence[Item]) -> str:
+    h = hashlib.sha1()
+    for it in items:
+        h.update(f"{it.key}\t{it.identity}\t{it.split}\n".encode("utf-8"))
+    return h.hexdigest()
+
+
+def _check_resume(output: str, record: dict[str, Any]) -> None:
+    path = os.path.join(output, OPTIONS_FILE)
+    if os.path.isfile(path):
+        with open(path) as fh:
+            previous = json.load(fh)
+        changed = sorted(k for k in set(previous) | set(record) if previous.get(k) != record.get(k))
+        if changed:
+            raise ValueError(
+                f"--output={output!r} holds a preparation made with different {', '.join(changed)} "
+                f"(see {path}); use a new --output folder or the same options and input")
+    else:
+        _write_json(path, record)
+
+
+def _write_json(path: str, value: Any) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(value, fh, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _shard_stats_path(output: str, shard: int) -> str:
+    return os.path.join(output, f"shard-{shard:05d}.json")
+
+
+def _finish_shard(output: str, shard: int, items: Sequence[Item], results: Sequence[dict[str, Any]], options: PrepareOptions) -> None:
+    """Write one shard's TFRecords (one per split present), optional PNGs, then its stats file."""
+    by_split: dict[str, list[bytes]] = {it.split: [] for it in items}
+    stats: dict[str, Any] = {"sources": len(items), "written": {}, "files": {}, "skipped": {}, "converted": {}, "identities": {}}
+    for item, result in zip(items, results):
+        for kind in result["converted"]:
+            stats["converted"].setdefault(kind, []).append(item.key)
+        if result["skip"]:
+            stats["skipped"].setdefault(result["skip"], []).append(f"{item.key}: {result['detail']}" if result["detail"] else item.key)
+            continue
+        for number, face in enumerate(result["faces"]):
+            by_split[item.split].append(records.encode_example(
+                face["image"], source=item.key, identity=item.identity, landmarks=face["landmarks"],
+                matrix=face["matrix"], score=face["score"], size=options.size))
+            if item.identity:
+                stats["identities"].setdefault(item.split, []).append(item.identity)
+            if options.dump_png:
+                name = item.key.replace(os.sep, "__").rsplit(".", 1)[0] + (f"_{number}" if number else "")
+                folder = os.path.join(output, "png", item.split)
+                os.makedirs(folder, exist_ok=True)
+                pixels = cv2.imdecode(np.frombuffer(face["image"], np.uint8), cv2.IMREAD_COLOR)
+                cv2.imwrite(os.path.join(folder, name + ".png"), pixels)
+    for split, examples in by_split.items():
+        name = f"{split}-{shard:05d}.tfrecord"
+        stats["written"][split] = records.write_shard(os.path.join(output, name), examples)
+        stats["files"][split] = name
+    stats["identities"] = {s: sorted(set(v)) for s, v in stats["identities"].items()}
+    _write_json(_shard_stats_path(output, shard), stats)
+
+
+def _write_manifest(output: str, spec: str, source, items: Sequence[Item], split_mode: str, options: PrepareOptions, seconds: float) -> dict[str, Any]:
+    n_shards = -(-len(items) // options.shard_size)
+    splits: dict[str, Any] = {}
+    skipped: dict[str, list[str]] = {}
+    converted: dict[str, list[str]] = {}
+    identities: dict[str, set[str]] = collections.defaultdict(set)
+    for shard in range(n_shards):
+        with open(_shard_stats_path(output, shard)) as fh:
+            stats = json.load(fh)
+        for split, count in stats["written"].items():
+            entry = splits.setdefault(split, {"examples": 0, "shards": []})
+            entry["examples"] += count
+            entry["shards"].append({"file": stats["files"][split], "examples": count})
+        for reason, keys in stats["skipped"].items():
+            skipped.setdefault(reason, []).extend(keys)
+        for kind, keys in stats["converted"].items():
+            converted.setdefault(kind, []).extend(keys)
+        for split, names in stats["identities"].items():
+            identities[split].update(names)
+    for split, entry in splits.items():
+        entry["identities"] = len(identities[split])
+    shared = set.intersection(*identities.values()) if len(identities) > 1 else set()
+    manifest = {
+        "format": "tf-stacksr aligned faces v1",
+        "input": spec,
+        "source": {"kind": source.kind, "labels": source.labels, "photos": len(items)},
+        "split_mode": split_mode,
+        "identities_in_several_splits": len(shared),
+        "options": dataclasses.asdict(options),
+        "counts": {
+            "photos": len(items),
+            "faces_written": sum(s["examples"] for s in splits.values()),
+            "photos_skipped": sum(len(v) for v in skipped.values()),
+            "skipped": {k: len(v) for k, v in sorted(skipped.items())},
+            "converted": {k: len(v) for k, v in sorted(converted.items())},
+        },
+        "splits": splits,
+        "skipped_files": {k: v for k, v in sorted(skipped.items())},
+        "converted_files": {k: v for k, v in sorted(converted.items())},
+        "wall_seconds_last_run": round(seconds, 1),
+    }
+    _write_json(os.path.join(output, MANIFEST), manifest)
+    return manifest
+
+
+def prepare(spec: str, output: str, options: PrepareOptions = PrepareOptions(), *, progress: bool = True) -> dict[str, Any]:
+    """Prepare `spec` (folder or `tfds:<name>`) into `output`; returns the manifest.
+
+    Resumable: finished shards (those with a `shard-NNNNN.json`) are kept as they are.
+    """
+    start = time.time()
+    source = open_source(spec, options)
+    items, split_mode = assign_splits(source.items, options.split, options.test_fraction, options.seed)
+    os.makedirs(output, exist_ok=True)
+    _check_resume(output, {"input": os.path.abspath(spec) if source.kind == "folder" else spec,
+                           "options": options.resume_key(), "sources": _digest(items), "photos": len(items)})
+    n_shards = -(-len(items) // options.shard_size)
+    pending = [s for s in range(n_shards) if not os.path.isfile(_shard_stats_path(output, s))]
+    indices = [i for s in pending for i in range(s * options.shard_size, min(len(items), (s + 1) * options.shard_size))]
+    tasks = ((i, payload, options) for i, payload in source.payloads(indices))
+    workers = options.workers or os.cpu_count() or 1
+    bar = tqdm(total=len(indices), desc=f"aligning {os.path.basename(os.path.normpath(spec))}", unit="photo", disable=not progress)
+    buffer: list[dict[str, Any]] = []
+    shard_iter = iter(pending)
+    shard = next(shard_iter, None)
+
+    def consume(result: dict[str, Any]) -> None:
+        nonlocal shard
+        buffer.append(result)
+        bar.update(1)
+        lo, hi = shard * options.shard_size, min(len(items), (shard + 1) * options.shard_size)
+        if len(buffer) == hi - lo:
+            _finish_shard(output, shard, items[lo:hi], buffer, options)
+            buffer.clear()
+            shard = next(shard_iter, None)
+
+    if workers == 1:
+        _init_worker(options)
+        for task in tasks:
+            consume(process_photo(task))
+    else:
+        # fork: workers inherit the loaded modules and never touch TensorFlow themselves.
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(options,)) as pool:
+            for result in pool.imap(process_photo, tasks, chunksize=4):
+                consume(result)
+    bar.close()
+    return _write_manifest(output, spec, source, items, split_mode, options, time.time() - start)
