@@ -161,10 +161,14 @@ def save_json(cfg: Config, path: str) -> None:
         json.dump(cfg.to_dict(), fh, indent=2, sort_keys=True)
 
 
+def from_dict(values: dict[str, Any]) -> Config:
+    """A Config from saved values, ignoring keys of other versions (old runs, exports)."""
+    known = {f.name for f in dataclasses.fields(Config)}
+    return Config(**{k: v for k, v in values.items() if k in known})
+
+
 def load_json(path: str) -> Config:
     import json
 
     with open(path) as fh:
-        values = json.load(fh)
-    known = {f.name for f in dataclasses.fields(Config)}
-    return Config(**{k: v for k, v in values.items() if k in known})
+        return from_dict(json.load(fh))

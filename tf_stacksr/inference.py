@@ -6,6 +6,7 @@ model was trained with (`data.pairs`: uint8 -> [-1, 1] -> bicubic to HR size -> 
 
 from __future__ import annotations
 
+import json
 import os
 
 import keras
@@ -13,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_stacksr import config as config_lib
+from tf_stacksr import signatures
 from tf_stacksr.config import Config
 from tf_stacksr.data import pairs
 from tf_stacksr.networks import build_generator
@@ -32,11 +34,16 @@ def load_generator(model_dir: str) -> tuple[Config, keras.Model]:
     return cfg, generator
 
 
-def sr_from_uint8(generator: keras.Model, lr: tf.Tensor, hr_size: int, stage: int = -1) -> tf.Tensor:
-    """uint8 LR batch -> uint8 SR batch at stage `stage` (default: the final, HR stage)."""
+def stages_from_uint8(generator: keras.Model, lr: tf.Tensor, hr_size: int) -> list[tf.Tensor]:
+    """uint8 LR batch -> every stage's output as uint8, LR first, HR last (one generator pass)."""
     blurry = pairs.upscale(pairs.uint8_to_float(lr), hr_size)
     outputs = generator(blurry, training=False)
-    return pairs.float_to_uint8(outputs[stage])
+    return [pairs.float_to_uint8(o) for o in outputs]
+
+
+def sr_from_uint8(generator: keras.Model, lr: tf.Tensor, hr_size: int, stage: int = -1) -> tf.Tensor:
+    """uint8 LR batch -> uint8 SR batch at stage `stage` (default: the final, HR stage)."""
+    return stages_from_uint8(generator, lr, hr_size)[stage]
 
 
 class Upscaler:
@@ -56,7 +63,45 @@ class Upscaler:
         return self._run(tf.convert_to_tensor(lr_images)).numpy()
 
 
+class SavedModelUpscaler(Upscaler):
+    """The same callable over an exported SavedModel's `serving_default` signature.
+
+    Sizes come from the signature itself, so any export of this project loads without its
+    config; `cfg` is the training Config from the export's metadata file (None if absent).
+    """
+
+    def __init__(self, path: str, name: str):
+        self.name, self.generator = name, None
+        self._loaded = tf.saved_model.load(path)  # keeps the signature's variables alive
+        if signatures.UINT8_SIGNATURE not in self._loaded.signatures:
+            raise ValueError(f"{path}: SavedModel has no {signatures.UINT8_SIGNATURE!r} signature;"
+                             " expected one written by `python -m tf_stacksr.export`")
+        signature = self._loaded.signatures[signatures.UINT8_SIGNATURE]
+        in_spec = signature.structured_input_signature[1].get(signatures.UINT8_INPUT)
+        out_spec = signature.structured_outputs.get(signatures.UINT8_OUTPUT)
+        if in_spec is None or out_spec is None:
+            raise ValueError(f"{path}: signature {signatures.UINT8_SIGNATURE!r} lacks input {signatures.UINT8_INPUT!r}"
+                             f" or output {signatures.UINT8_OUTPUT!r}; expected an export of this project")
+        self.lr_size, self.hr_size = int(in_spec.shape[1]), int(out_spec.shape[1])
+        self.scale = self.hr_size // self.lr_size
+        self.cfg = None
+        metadata_path = os.path.join(path, signatures.METADATA_FILE)
+        if os.path.exists(metadata_path):
+            with open(metadata_path) as fh:
+                self.cfg = config_lib.from_dict(json.load(fh)["config"])
+        self._run = lambda lr: signature(**{signatures.UINT8_INPUT: lr})[signatures.UINT8_OUTPUT]
+
+
+def is_saved_model(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
 def load_upscaler(path: str) -> Upscaler:
-    """An Upscaler from a training model_dir (config.json + checkpoints)."""
+    """An Upscaler from a training model_dir (config.json + checkpoints) or an exported SavedModel."""
+    name = os.path.basename(os.path.normpath(path))
+    if is_saved_model(path):
+        return SavedModelUpscaler(path, name=name)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{path}: no such folder; expected a training model_dir or an exported SavedModel")
     cfg, generator = load_generator(path)
-    return Upscaler(cfg, generator, name=os.path.basename(os.path.normpath(path)))
+    return Upscaler(cfg, generator, name=name)

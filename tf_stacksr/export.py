@@ -1,0 +1,42 @@
+"""Export a trained generator for TF Serving: `python -m tf_stacksr.export --model_dir=runs/x --export_dir=models/stacksr/1`.
+
+Thin entry: flags -> `export_lib.export`. Signatures and metadata: `tf_stacksr.signatures`;
+serving how-to: docs/serving.md. With --gan_model_dir and --alpha, exports the ESRGAN-style
+weight interpolation (1 - alpha) * model_dir + alpha * gan_model_dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from absl import app, flags
+
+from tf_stacksr import export_lib
+
+flags.DEFINE_string("model_dir", None, "Training folder (config.json + checkpoints/) of the model to export.")
+flags.DEFINE_string("export_dir", None, "Version folder to create, <model_base_path>/<integer version>, e.g. models/stacksr/1.")
+flags.DEFINE_bool("all_stages", False, "Also add the 'all_stages' signature returning every stage's output (LR first).")
+flags.DEFINE_string("gan_model_dir", None, "Second training folder (GAN model, same architecture) to blend in with --alpha.")
+flags.DEFINE_float("alpha", None, "Interpolation weight of --gan_model_dir: 0 = --model_dir only, 1 = --gan_model_dir only.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir (atomically).")
+flags.mark_flags_as_required(["model_dir", "export_dir"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not os.path.basename(os.path.normpath(FLAGS.export_dir)).isdigit():
+        print(f"note: TF Serving only loads integer version folders; {FLAGS.export_dir} is not one (see docs/serving.md)")
+    try:
+        metadata = export_lib.export(FLAGS.model_dir, FLAGS.export_dir, all_stages=FLAGS.all_stages,
+                                     gan_model_dir=FLAGS.gan_model_dir, alpha=FLAGS.alpha, overwrite=FLAGS.overwrite)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        raise SystemExit(f"export failed: {err}") from err
+    print(json.dumps({"export_dir": FLAGS.export_dir, **{k: metadata[k] for k in
+                      ("lr_size", "hr_size", "signatures", "checkpoint", "alpha")}}, indent=1))
+
+
+if __name__ == "__main__":
+    app.run(main)

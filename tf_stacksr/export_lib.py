@@ -1,0 +1,191 @@
+"""Trained generator -> SavedModel for TensorFlow Serving (contract in `tf_stacksr.signatures`).
+
+Everything a client would otherwise have to reproduce runs inside the graph: uint8 -> [-1, 1],
+the bicubic pre-upscale to the HR size, the generator, rounding and clipping back to uint8
+(the same `inference.stages_from_uint8` the Python upscaler and evaluation use), and, for the
+`encoded` signature, image decoding and PNG encoding.
+
+TF Serving checks neither shapes nor batch structure of a request, so each signature checks its
+input at run time with `tf.debugging.Assert` and a message naming the input and the expected
+shape; such a request fails with that message instead of deep inside a convolution.
+
+The model is written to a hidden temporary folder next to the target, smoke-tested, and only
+then renamed into place: TF Serving watches the base folder for numeric version folders and
+must never see a half-written one.
+
+Network interpolation (ESRGAN, Wang et al. 2018): `interpolate_generators` blends the weights
+of a PSNR-oriented and a GAN model of the same architecture, w = (1 - alpha) w_psnr + alpha w_gan,
+trading fidelity for detail with one number and no retraining.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_stacksr import signatures
+from tf_stacksr.config import Config
+from tf_stacksr.inference import load_generator, stages_from_uint8
+from tf_stacksr.networks.stacked import stage_name
+from tf_stacksr.train_lib import ARCHITECTURE_FIELDS
+
+
+def _checked(tensor: tf.Tensor, expected: list[int | None], message: str) -> tf.Tensor:
+    """`tensor` after a run-time check that its shape matches `expected` (None: any size).
+
+    Computed from the run-time shape (`tf.shape`), never the traced one, so the check stays in
+    the graph and also catches requests whose rank differs from the signature's.
+    """
+    rank = len(expected)
+    shape = tf.shape(tensor)
+    # Pad with -1 so a lower rank shows as a -1 among the first `rank` sizes and a higher one
+    # as a size >= 0 in place `rank` (tf.rank would be folded to the traced rank).
+    padded = tf.concat([shape, tf.fill([rank + 1], -1)], axis=0)[: rank + 1]
+    ok = tf.logical_and(tf.equal(padded[rank], -1), tf.reduce_all(padded[:rank] >= 0))
+    fixed = [i for i, size in enumerate(expected) if size is not None]
+    if fixed:
+        ok = tf.logical_and(ok, tf.reduce_all(tf.equal(tf.gather(padded, fixed), [expected[i] for i in fixed])))
+    check = tf.debugging.Assert(ok, [message + "; got shape", shape], summarize=rank + 2)
+    with tf.control_dependencies([check]):
+        checked = tf.identity(tensor)
+    checked.set_shape(expected)  # static only: a run-time EnsureShape could fire before the Assert
+    return checked
+
+
+def _uint8_spec(size: int) -> tf.TensorSpec:
+    return tf.TensorSpec([None, size, size, 3], tf.uint8, name=signatures.UINT8_INPUT)
+
+
+def _add_signatures(archive: keras.export.ExportArchive, generator: keras.Model, cfg: Config, all_stages: bool) -> None:
+    lr, hr = cfg.lr_size, cfg.hr_size
+    lr_message = f"{signatures.UINT8_INPUT}: expected uint8 LR faces of shape [N, {lr}, {lr}, 3]"
+
+    def sr_faces(lr_faces):
+        lr_faces = _checked(lr_faces, [None, lr, lr, 3], lr_message)
+        return {signatures.UINT8_OUTPUT: stages_from_uint8(generator, lr_faces, hr)[-1]}
+
+    def decode_face(data):
+        image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+        return _checked(image, [lr, lr, 3], f"{signatures.ENCODED_INPUT}: expected encoded images of"
+                                            f" {lr}x{lr} pixels (JPEG, PNG, BMP or GIF)")
+
+    def encoded(image_bytes):
+        image_bytes = _checked(image_bytes, [None], f"{signatures.ENCODED_INPUT}: expected a 1-D batch of"
+                                                    " encoded images (string [N])")
+        faces = tf.map_fn(decode_face, image_bytes, fn_output_signature=tf.TensorSpec([lr, lr, 3], tf.uint8))
+        sr = stages_from_uint8(generator, faces, hr)[-1]
+        png = tf.map_fn(tf.io.encode_png, sr, fn_output_signature=tf.TensorSpec([], tf.string))
+        return {signatures.ENCODED_OUTPUT: png}
+
+    def stages(lr_faces):
+        lr_faces = _checked(lr_faces, [None, lr, lr, 3], lr_message)
+        outputs = stages_from_uint8(generator, lr_faces, hr)
+        return {signatures.STAGE_OUTPUT_PREFIX + stage_name(k): out for k, out in enumerate(outputs)}
+
+    archive.add_endpoint(signatures.UINT8_SIGNATURE, sr_faces, input_signature=[_uint8_spec(lr)])
+    archive.add_endpoint(signatures.ENCODED_SIGNATURE, encoded,
+                         input_signature=[tf.TensorSpec([None], tf.string, name=signatures.ENCODED_INPUT)])
+    if all_stages:
+        archive.add_endpoint(signatures.STAGES_SIGNATURE, stages, input_signature=[_uint8_spec(lr)])
+
+
+def interpolate_generators(psnr: keras.Model, gan: keras.Model, alpha: float) -> None:
+    """Blend `gan`'s weights into `psnr` in place: w = (1 - alpha) * w_psnr + alpha * w_gan."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"--alpha={alpha}: expected a blend factor in [0, 1] (0: PSNR model, 1: GAN model)")
+    if len(psnr.weights) != len(gan.weights):
+        raise ValueError(f"cannot interpolate: {len(psnr.weights)} vs {len(gan.weights)} weights")
+    for a, b in zip(psnr.weights, gan.weights):
+        if tuple(a.shape) != tuple(b.shape):
+            raise ValueError(f"cannot interpolate: weight {a.path} {tuple(a.shape)} vs {b.path} {tuple(b.shape)}")
+        a.assign((1.0 - alpha) * a.numpy() + alpha * b.numpy())
+
+
+def _load_for_export(model_dir: str, gan_model_dir: str | None, alpha: float | None) -> tuple[Config, keras.Model]:
+    cfg, generator = load_generator(model_dir)
+    if gan_model_dir is None:
+        if alpha is not None:
+            raise ValueError("--alpha needs --gan_model_dir (the model blended into --model_dir)")
+        return cfg, generator
+    if alpha is None:
+        raise ValueError("--gan_model_dir needs --alpha (0: --model_dir only, 1: --gan_model_dir only)")
+    gan_cfg, gan = load_generator(gan_model_dir)
+    diffs = [f"{k}: {getattr(cfg, k)!r} vs {getattr(gan_cfg, k)!r}"
+             for k in ARCHITECTURE_FIELDS if k != "disc_filters" and getattr(cfg, k) != getattr(gan_cfg, k)]
+    if diffs:
+        raise ValueError(f"--model_dir={model_dir} and --gan_model_dir={gan_model_dir} have different generator"
+                         " architectures (" + "; ".join(diffs) + "): interpolation needs identical ones")
+    interpolate_generators(generator, gan, alpha)
+    return cfg, generator
+
+
+def _smoke_test(path: str, generator: keras.Model, cfg: Config) -> None:
+    """Reload the written model and compare it with the Keras generator on a random batch."""
+    lr = tf.constant(np.random.default_rng(0).integers(0, 256, [2, cfg.lr_size, cfg.lr_size, 3], dtype=np.uint8))
+    expected = stages_from_uint8(generator, lr, cfg.hr_size)[-1].numpy().astype(int)
+    loaded = tf.saved_model.load(path)
+    got = loaded.signatures[signatures.UINT8_SIGNATURE](**{signatures.UINT8_INPUT: lr})[signatures.UINT8_OUTPUT]
+    diff = int(np.abs(got.numpy().astype(int) - expected).max())
+    if diff > 1:
+        raise RuntimeError(f"exported model differs from the Keras generator by {diff} grey levels")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def export(model_dir: str, export_dir: str, *, all_stages: bool = False, gan_model_dir: str | None = None,
+           alpha: float | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Write the SavedModel of `model_dir`'s generator to `export_dir`; returns its metadata.
+
+    `export_dir` is one TF Serving version folder (e.g. models/stacksr/1). An existing one is
+    refused unless `overwrite`, since TF Serving may be serving it.
+    """
+    export_dir = os.path.normpath(export_dir)
+    if os.path.exists(export_dir) and not overwrite:
+        raise FileExistsError(f"--export_dir={export_dir} already exists; pick a new version folder or pass --overwrite")
+    cfg, generator = _load_for_export(model_dir, gan_model_dir, alpha)
+    metadata = {
+        "lr_size": cfg.lr_size, "hr_size": cfg.hr_size, "scale": cfg.scale,
+        "stage_sizes": list(cfg.stage_sizes),
+        "signatures": [signatures.UINT8_SIGNATURE, signatures.ENCODED_SIGNATURE]
+                      + ([signatures.STAGES_SIGNATURE] if all_stages else []),
+        "model_dir": os.path.abspath(model_dir),
+        "checkpoint": tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")),
+        "gan_model_dir": os.path.abspath(gan_model_dir) if gan_model_dir else None,
+        "alpha": alpha,
+        "config": cfg.to_dict(),
+    }
+    parent = os.path.dirname(os.path.abspath(export_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.tmp-", dir=parent)
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(generator)
+        _add_signatures(archive, generator, cfg, all_stages)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide it from a server running as another user
+        archive.write_out(tmp, verbose=False)
+        os.makedirs(os.path.join(tmp, os.path.dirname(signatures.METADATA_FILE)), exist_ok=True)
+        with open(os.path.join(tmp, signatures.METADATA_FILE), "w") as fh:
+            json.dump(metadata, fh, indent=2, sort_keys=True)
+        _smoke_test(tmp, generator, cfg)
+        if os.path.exists(export_dir):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.old-", dir=parent)
+            os.rename(export_dir, os.path.join(old, "model"))
+            os.rename(tmp, export_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, export_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return metadata
