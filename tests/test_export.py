@@ -10,24 +10,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tf_stacksr import config as config_lib
-from tf_stacksr import export_lib, inference, signatures, train_lib
+from tf_stacksr import export_lib, inference, signatures
+from tiny_models import tiny_model_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELEBA = os.path.join(ROOT, "tests", "fixtures", "celeba")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-
-
-def tiny_model_dir(path, seed=0, **changes) -> str:
-    """A trained-format model_dir (config.json + checkpoint) of a tiny, untrained generator."""
-    options = dict(hr_size=64, scale=4, unet_filters=8, unet_max_filters=16, up_filters=8, disc_filters=8,
-                   res_blocks=1, res_convs=1, batch_size=2, adv_weight=0.0)
-    cfg = config_lib.Config(model_dir=str(path), seed=seed, **{**options, **changes})
-    trainer = train_lib.Trainer(cfg)
-    os.makedirs(cfg.model_dir, exist_ok=True)
-    config_lib.save_json(cfg, os.path.join(cfg.model_dir, "config.json"))
-    trainer.save()
-    return cfg.model_dir
 
 
 def real_lr_faces(size: int, count: int = 4) -> np.ndarray:

@@ -1,0 +1,77 @@
+"""Enhance the faces in real photos: `tf-stacksr enhance -i PHOTO_OR_DIR -o OUT_DIR --model=PATH`.
+
+Also `python -m tf_stacksr.enhance ...`. Thin entry: arguments -> `EnhanceOptions`, the model
+(a training model_dir or an exported SavedModel, via `inference.load_upscaler`) ->
+`enhance_lib.enhance_files`. Writes OUT_DIR/<input name>.png (alpha kept), and with
+--save-faces the super-resolved aligned faces as <name>_face<k>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+# Pretrained weights shipped inside the package, as an exported SavedModel (none yet).
+SHIPPED_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "stacksr")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tf-stacksr enhance", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-i", "--input", required=True, help="a photo, or a folder of photos (searched recursively)")
+    parser.add_argument("-o", "--output", required=True, help="output folder (created); names mirror the input's")
+    parser.add_argument("--model", help="training model_dir or exported SavedModel (default: the weights shipped"
+                                         " with the package, if any)")
+    parser.add_argument("--upscale", type=float, help="whole-photo enlargement (default: the model's scale)")
+    parser.add_argument("--aligned", action="store_true", help="inputs are aligned face crops, not photos")
+    parser.add_argument("--save-faces", action="store_true", help="also write each super-resolved aligned face")
+    parser.add_argument("--only-largest", action="store_true", help="enhance only the largest face of each photo")
+    parser.add_argument("--face-scale", type=float, default=0.7,
+                        help="face's fraction of the aligned crop; must match the training data (default 0.7)")
+    parser.add_argument("--detector", choices=("hog", "cnn"), default="hog",
+                        help="dlib face detector: hog (fast) or cnn (slower, finds more faces)")
+    parser.add_argument("--max-side", type=int, default=4096, help="downscale larger inputs to this long side first")
+    parser.add_argument("--max-output-side", type=int, default=8192,
+                        help="lower the upscale of photos whose output would exceed this long side")
+    parser.add_argument("--overwrite", action="store_true", help="redo inputs whose output already exists")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def resolve_model(path: str | None) -> str:
+    """The model to load: --model, else the shipped weights; a clear error when neither exists."""
+    if path:
+        return path
+    if os.path.isdir(SHIPPED_MODEL):
+        return SHIPPED_MODEL
+    raise SystemExit("enhance: no --model given and this installation ships no pretrained weights yet.\n"
+                     "Pass --model=<training model_dir> or --model=<exported SavedModel folder>; for example train"
+                     " one with `python -m tf_stacksr.train --flagfile=configs/quickstart.flags` and pass"
+                     " --model=runs/quickstart.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not os.path.exists(args.input):
+        raise SystemExit(f"enhance: --input={args.input}: no such file or folder")
+    model = resolve_model(args.model)
+    from tf_stacksr import enhance_lib, inference  # TensorFlow loads here, after the cheap checks
+
+    try:
+        options = enhance_lib.EnhanceOptions(
+            upscale=args.upscale, aligned=args.aligned, only_largest=args.only_largest, save_faces=args.save_faces,
+            face_scale=args.face_scale, detector=args.detector, max_side=args.max_side,
+            max_output_side=args.max_output_side, overwrite=args.overwrite)
+    except ValueError as err:
+        raise SystemExit(f"enhance: {err}") from None
+    try:
+        upscaler = inference.load_upscaler(model)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"enhance: --model={model}: {err}") from None
+    summary = enhance_lib.enhance_files(args.input, args.output, upscaler, options, progress=not args.quiet)
+    print(f"enhance: {summary.line()} -> {args.output}")
+    return 0 if summary.written or summary.existing or not summary.files else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""Super-resolve the faces in real photos and paste them back into the upscaled photo.
+
+Per photo: decode (EXIF orientation applied, odd formats converted: `data.photos`), upscale the
+whole photo bicubically by `upscale`, find every face (`data.align`: dlib detection and 5
+landmarks), cut each out aligned exactly as the training faces were (`align_face` at the model's
+HR size, then the training degradation `pairs.downscale` to its LR size), super-resolve the
+faces in one batch, and warp each result back with the inverse of its alignment matrix,
+blending it in with a feathered square mask so no seam shows. The HR crop and the output
+share one frame up to that similarity transform, so a face lands where it was, at any
+`upscale` (see `paste_matrix`).
+
+Big photos stay bounded in memory: the input is capped at `max_side` on decode, faces are
+detected on a copy of at most `detect_side`, the output is capped at `max_output_side` (the
+upscale factor is lowered for that photo, with a note), and each face is blended inside its
+own bounding box only.
+
+Batch behaviour: every file is independent. Unreadable files are skipped and counted by reason,
+outputs are written atomically (temp file + rename), existing outputs are kept unless
+`overwrite` (so an interrupted run resumes), and output names are sanitised and confined to
+the output folder whatever the input names contain.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import re
+from typing import Callable, Iterable
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from tf_stacksr.data import align, pairs, photos
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+FACE_BATCH = 16
+# Reasons a file is skipped besides `photos.Skip` reasons.
+NOT_SQUARE = "aligned_input_not_square"
+UNSAFE_NAME = "unsafe_output_path"
+FAILED = "failed"
+
+
+@dataclasses.dataclass(frozen=True)
+class EnhanceOptions:
+    upscale: float | None = None  # whole-photo factor; None: the model's scale
+    aligned: bool = False  # inputs are aligned face crops (the training layout), not photos
+    only_largest: bool = False
+    save_faces: bool = False
+    face_scale: float = 0.7  # must match the training crops (data.prepare's --face_scale)
+    detector: str = "hog"
+    feather: float = 0.12  # width of the mask's fade, as a fraction of the face crop side
+    max_side: int = 4096  # inputs larger than this are downscaled on decode
+    max_output_side: int = 8192
+    detect_side: int = 1600
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.upscale is not None and not 0.25 <= self.upscale <= 16:
+            raise ValueError(f"--upscale={self.upscale}: expected a factor between 0.25 and 16")
+        if not 0.1 <= self.face_scale <= 1.5:
+            raise ValueError(f"--face-scale={self.face_scale}: expected the face's fraction of the crop, in [0.1, 1.5]")
+        if self.detector not in align.DETECTORS:
+            raise ValueError(f"--detector={self.detector!r}: expected one of {', '.join(align.DETECTORS)}")
+        if not 0 < self.feather <= 0.5:
+            raise ValueError(f"--feather={self.feather}: expected a fraction in (0, 0.5]")
+        for name in ("max_side", "max_output_side", "detect_side"):
+            if getattr(self, name) < 64:
+                raise ValueError(f"--{name.replace('_', '-')}={getattr(self, name)}: expected at least 64 pixels")
+
+
+@dataclasses.dataclass
+class PhotoResult:
+    image: np.ndarray  # uint8 [H, W, 3] or [H, W, 4] (alpha kept)
+    faces: list[np.ndarray]  # the super-resolved aligned faces, uint8 [hr, hr, 3]
+    landmarks: list[np.ndarray]  # where each face's 5 landmarks were found, in output pixels
+    notes: list[str]
+
+
+@dataclasses.dataclass
+class Summary:
+    files: int = 0
+    written: int = 0
+    faces: int = 0
+    without_faces: int = 0
+    existing: int = 0
+    skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    skipped_files: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def line(self) -> str:
+        skipped = sum(self.skipped.values())
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items()))
+        return (f"{self.files} files: {self.written} written, {self.faces} faces"
+                f" ({self.without_faces} photos without faces), {self.existing} already done,"
+                f" {skipped} skipped" + (f" ({reasons})" if reasons else ""))
+
+
+# ---- geometry ---------------------------------------------------------------------------
+def paste_matrix(image_to_crop: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray:
+    """2x3 matrix from the HR crop to the output photo, upscaled by (scale_x, scale_y).
+
+    Crop -> photo is the inverse alignment; photo -> output maps pixel centres as an image
+    resize does, x' = s x + (s - 1) / 2.
+    """
+    crop_to_image = np.vstack([align.invert_affine(image_to_crop), [0.0, 0.0, 1.0]])
+    resize = np.array([[scale_x, 0.0, (scale_x - 1) / 2], [0.0, scale_y, (scale_y - 1) / 2], [0.0, 0.0, 1.0]])
+    return (resize @ crop_to_image)[:2]
+
+
+def feather_mask(size: int, fraction: float) -> np.ndarray:
+    """float32 [size, size]: 1 inside, easing to 0 over `fraction` of the side at every border."""
+    ramp = max(1.0, fraction * size)
+    d = np.minimum(np.arange(size), np.arange(size)[::-1]).astype(np.float32) + 0.5
+    t = np.clip(d / ramp, 0.0, 1.0)
+    edge = t * t * (3 - 2 * t)  # smoothstep: no visible kink where the fade starts
+    return np.minimum.outer(edge, edge)
+
+
+def paste_face(canvas: np.ndarray, face: np.ndarray, matrix: np.ndarray, mask: np.ndarray) -> None:
+    """Blend `face` (warped by the 2x3 `matrix`) into `canvas` in place, touching only its box."""
+    size = face.shape[0]
+    corners = np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]])
+    mapped = align.transform_points(matrix, corners)
+    x0, y0 = np.maximum(np.floor(mapped.min(axis=0)).astype(int) - 1, 0)
+    x1 = min(int(np.ceil(mapped[:, 0].max())) + 2, canvas.shape[1])
+    y1 = min(int(np.ceil(mapped[:, 1].max())) + 2, canvas.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return
+    warp = matrix.copy()
+    warp[:, 2] -= (x0, y0)
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if scale < 1.0:  # shrinking: area-average first, as align_face does, so the paste does not alias
+        new = max(1, round(size * scale))
+        face = cv2.resize(face, (new, new), interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask, (new, new), interpolation=cv2.INTER_AREA)
+        r = new / size
+        pre = np.array([[r, 0.0, (r - 1) / 2], [0.0, r, (r - 1) / 2], [0.0, 0.0, 1.0]])
+        warp = (np.vstack([warp, [0.0, 0.0, 1.0]]) @ np.linalg.inv(pre))[:2]
+    box = (x1 - x0, y1 - y0)
+    warped = cv2.warpAffine(face.astype(np.float32), warp, box, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(mask, warp, box, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    region = canvas[y0:y1, x0:x1, :3].astype(np.float32)
+    blended = alpha[..., None] * warped + (1.0 - alpha[..., None]) * region
+    canvas[y0:y1, x0:x1, :3] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+# ---- faces ------------------------------------------------------------------------------
+def detect_faces(aligner: align.FaceAligner, rgb: np.ndarray, detect_side: int) -> list[align.Face]:
+    """Faces of `rgb`, largest first, found on a copy of at most `detect_side` (dlib's cost and
+    memory grow with the pixel count); coordinates are mapped back to `rgb`."""
+    long_side = max(rgb.shape[:2])
+    if long_side <= detect_side:
+        return aligner.detect(rgb)
+    r = detect_side / long_side
+    small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * r)), max(1, round(rgb.shape[0] * r))), interpolation=cv2.INTER_AREA)
+    back = lambda v: (np.asarray(v, dtype=np.float64) + 0.5) / r - 0.5  # noqa: E731
+    return [align.Face(box=tuple(float(v) for v in back(f.box)), score=f.score, landmarks=back(f.landmarks).astype(np.float32))
+            for f in aligner.detect(small)]
+
+
+def to_lr(crops: np.ndarray, lr_size: int) -> np.ndarray:
+    """HR-frame uint8 crops -> LR faces by the training degradation (antialiased bicubic, quantised)."""
+    return pairs.float_to_uint8(pairs.downscale(pairs.uint8_to_float(crops), lr_size)).numpy()
+
+
+def super_resolve(upscaler: Callable, lr_faces: np.ndarray) -> np.ndarray:
+    out = [upscaler(lr_faces[i:i + FACE_BATCH]) for i in range(0, len(lr_faces), FACE_BATCH)]
+    return np.concatenate(out) if out else np.zeros((0, upscaler.hr_size, upscaler.hr_size, 3), np.uint8)
+
+
+def output_scale(shape: tuple[int, ...], upscale: float, max_output_side: int) -> tuple[float, list[str]]:
+    long_side = max(shape[:2])
+    if long_side * upscale <= max_output_side:
+        return upscale, []
+    reduced = max_output_side / long_side
+    return reduced, [f"upscale lowered to {reduced:.2f} to stay within --max-output-side={max_output_side}"]
+
+
+def enhance_photo(rgb: np.ndarray, upscaler, options: EnhanceOptions,
+                  aligner: align.FaceAligner | None = None) -> PhotoResult:
+    """Super-resolve the faces of one RGB uint8 photo (see the module doc); alpha is the caller's."""
+    upscale, notes = output_scale(rgb.shape, options.upscale or upscaler.scale, options.max_output_side)
+    height, width = rgb.shape[:2]
+    out_w, out_h = max(1, round(width * upscale)), max(1, round(height * upscale))
+    if options.aligned:
+        if height != width:
+            raise photos.Skip(NOT_SQUARE, f"{width}x{height}; --aligned expects square face crops")
+        sr = super_resolve(upscaler, to_lr(rgb[None], upscaler.lr_size))
+        image = cv2.resize(sr[0], (out_w, out_h), interpolation=cv2.INTER_AREA if out_w < sr.shape[1] else cv2.INTER_CUBIC)
+        return PhotoResult(image=image, faces=[sr[0]], landmarks=[], notes=notes)
+    canvas = cv2.resize(rgb, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
+    faces = detect_faces(aligner or align.FaceAligner(options.detector), rgb, options.detect_side)
+    if options.only_largest:
+        faces = faces[:1]
+    if not faces:
+        return PhotoResult(image=canvas, faces=[], landmarks=[], notes=notes + ["no face found: upscaled only"])
+    aligned = [align.align_face(rgb, f.landmarks, upscaler.hr_size, options.face_scale) for f in faces]
+    sr = super_resolve(upscaler, to_lr(np.stack([crop for crop, _ in aligned]), upscaler.lr_size))
+    mask = feather_mask(upscaler.hr_size, options.feather)
+    sx, sy = out_w / width, out_h / height
+    for face, (_, matrix) in reversed(list(zip(sr, aligned))):  # largest last: it wins where faces overlap
+        paste_face(canvas, face, paste_matrix(matrix, sx, sy), mask)
+    landmarks = [f.landmarks * (sx, sy) + ((sx - 1) / 2, (sy - 1) / 2) for f in faces]
+    return PhotoResult(image=canvas, faces=list(sr), landmarks=landmarks, notes=notes)
+
+
+# ---- files ------------------------------------------------------------------------------
+def read_photo(path: str, max_side: int) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """(RGB uint8 upright, alpha uint8 or None, conversions) of an image file; raises photos.Skip."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    rgb, _, conversions = photos.decode_photo(data, min_side=8, max_side=max_side)
+    alpha = None
+    if photos.ALPHA in conversions:
+        with Image.open(path) as image:
+            alpha = np.asarray(ImageOps.exif_transpose(image).convert("RGBA").getchannel("A"))
+        if alpha.shape != rgb.shape[:2]:
+            alpha = cv2.resize(alpha, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
+    return rgb, alpha, [c for c in conversions if c != photos.ALPHA]
+
+
+def list_inputs(path: str) -> list[tuple[str, str]]:
+    """(file, name relative to the input) of an image file or of every image under a folder.
+
+    Hidden files and folders (.DS_Store, macOS ._ resource forks, .git) are not inputs.
+    """
+    if os.path.isfile(path):
+        return [(path, os.path.basename(path))]
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"--input={path}: no such file or folder")
+    found = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+                full = os.path.join(root, name)
+                found.append((full, os.path.relpath(full, path)))
+    return found
+
+
+_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*\\]')
+
+
+def safe_relative_name(relative: str) -> str:
+    """`relative` as a harmless relative path: no '..', no absolute part, no odd characters."""
+    parts = []
+    for part in re.split(r"[\\/]+", relative):
+        part = _UNSAFE_CHARS.sub("_", part).strip(" ")
+        if part in ("", ".", ".."):
+            continue
+        parts.append("_" + part[1:] if part.startswith(".") else part)
+    return os.path.join(*parts) if parts else "unnamed"
+
+
+def plan_outputs(inputs: Iterable[tuple[str, str]], out_dir: str) -> list[tuple[str, str | None]]:
+    """(input file, output .png path or None if unsafe) for each input, names unique and inside `out_dir`."""
+    root = os.path.realpath(out_dir)
+    taken: set[str] = set()
+    plan = []
+    for path, relative in inputs:
+        stem = os.path.splitext(safe_relative_name(relative))[0]
+        candidate, n = stem, 1
+        while candidate.lower() in taken:
+            n += 1
+            candidate = f"{stem}_{n}"
+        taken.add(candidate.lower())
+        target = os.path.join(root, candidate + ".png")
+        inside = os.path.commonpath([root, os.path.realpath(target)]) == root
+        plan.append((path, target if inside else None))
+    return plan
+
+
+def write_png(path: str, image: np.ndarray) -> None:
+    """Write atomically: a crash leaves the old file or none, never a truncated PNG."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        Image.fromarray(image).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def attach_alpha(image: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    if alpha is None:
+        return image
+    alpha = cv2.resize(alpha, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return np.dstack([image, alpha])
+
+
+def enhance_files(input_path: str, out_dir: str, upscaler, options: EnhanceOptions, *,
+                  progress: bool = True, log: Callable[[str], None] = print) -> Summary:
+    """Enhance one photo or every photo under a folder into `out_dir`; returns the counts."""
+    from tqdm import tqdm
+
+    plan = plan_outputs(list_inputs(input_path), out_dir)
+    aligner = None if options.aligned else align.FaceAligner(options.detector)
+    summary = Summary(files=len(plan))
+    bar = tqdm(plan, unit="photo", disable=not progress, desc="enhance")
+    say = tqdm.write if progress else log
+
+    def skip(path: str, reason: str, detail: str) -> None:
+        summary.skipped[reason] += 1
+        summary.skipped_files.append((path, reason))
+        say(f"skipped {path}: {reason}" + (f" ({detail})" if detail else ""))
+
+    for path, target in bar:
+        if target is None:
+            skip(path, UNSAFE_NAME, f"its output would land outside {out_dir}")
+            continue
+        if os.path.exists(target) and not options.overwrite:
+            summary.existing += 1
+            continue
+        try:
+            rgb, alpha, conversions = read_photo(path, options.max_side)
+            result = enhance_photo(rgb, upscaler, options, aligner)
+            write_png(target, attach_alpha(result.image, alpha))
+            if options.save_faces:
+                for k, face in enumerate(result.faces):
+                    write_png(f"{os.path.splitext(target)[0]}_face{k}.png", face)
+        except photos.Skip as err:
+            skip(path, err.reason, err.detail)
+            continue
+        except (OSError, ValueError, cv2.error) as err:
+            skip(path, FAILED, f"{type(err).__name__}: {err}")
+            continue
+        summary.written += 1
+        summary.faces += len(result.faces)
+        summary.without_faces += not result.faces
+        notes = conversions + result.notes
+        if notes:
+            say(f"{path}: " + "; ".join(notes))
+    return summary
