@@ -161,3 +161,19 @@ def test_network_interpolation(tmp_path):
     other = tiny_model_dir(tmp_path / "other", up_filters=4)
     with pytest.raises(ValueError, match="up_filters"):
         export_lib.export(psnr_dir, str(tmp_path / "x" / "1"), gan_model_dir=other, alpha=0.5)
+
+
+def test_serving_client_mirrors_the_contract():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import serving_client
+
+    for name in ("UINT8_SIGNATURE", "UINT8_INPUT", "UINT8_OUTPUT", "ENCODED_SIGNATURE", "ENCODED_INPUT",
+                 "ENCODED_OUTPUT"):
+        assert getattr(serving_client, name) == getattr(signatures, name), name
+    body = json.loads(json.dumps(serving_client.encoded_rest_body([b"\x89PNG\x00\xff"])))
+    assert body == {"signature_name": "encoded", "instances": [{"b64": "iVBORwD/"}]}
+    assert serving_client.png_predictions({"predictions": body["instances"]}) == [b"\x89PNG\x00\xff"]
+    faces = np.zeros([2, 16, 16, 3], np.uint8)
+    assert np.array(serving_client.uint8_rest_body(faces)["instances"]).shape == (2, 16, 16, 3)
+    with pytest.raises(ValueError, match="expected uint8 faces"):
+        serving_client.uint8_request(faces.astype(np.float32), model="stacksr")
