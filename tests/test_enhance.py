@@ -125,6 +125,24 @@ def test_only_largest_and_output_cap(aligner):
     assert any("upscale lowered" in note for note in result.notes)
 
 
+def test_big_input_is_capped_on_decode(tmp_path, capsys):
+    photo = cv2.resize(group_photo(), None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)  # 1264 x 448
+    Image.fromarray(photo).save(tmp_path / "big.png")
+    options = enhance_lib.EnhanceOptions(upscale=2, max_side=640, max_output_side=1000)
+    summary = enhance_lib.enhance_files(str(tmp_path / "big.png"), str(tmp_path / "out"), BicubicUpscaler(64, 128),
+                                        options, progress=False)
+    assert summary.faces == 3
+    assert "downscaled_large" in capsys.readouterr().out
+    with Image.open(tmp_path / "out" / "big.png") as image:
+        assert image.size == (1000, round(round(448 * 640 / 1264) * 1000 / 640))  # decoded 640 x 227, then x 1.5625
+
+
+def test_aligned_inputs_must_be_square():
+    with pytest.raises(enhance_lib.photos.Skip, match="not_square"):
+        enhance_lib.enhance_photo(np.zeros([20, 16, 3], np.uint8), BicubicUpscaler(16, 64),
+                                  enhance_lib.EnhanceOptions(aligned=True))
+
+
 def write_jpeg(path, image, **kwargs):
     Image.fromarray(image).save(path, format="JPEG", quality=95, **kwargs)
 
