@@ -323,7 +323,7 @@ def enhance_files(input_path: str, out_dir: str, upscaler, options: EnhanceOptio
         except photos.Skip as err:
             skip(path, err.reason, err.detail)
             continue
-        except (OSError, ValueError, cv2.error) as err:
+        except (OSError, ValueError, MemoryError, cv2.error) as err:
             skip(path, FAILED, f"{type(err).__name__}: {err}")
             continue
         summary.written += 1

@@ -2,6 +2,7 @@
 
 Used by evaluation, export and enhance, so that all three run the exact preprocessing the
 model was trained with (`data.pairs`: uint8 -> [-1, 1] -> bicubic to HR size -> generator).
+`load_upscaler` also opens exported SavedModels, whose graph holds that same preprocessing.
 """
 
 from __future__ import annotations
