@@ -105,3 +105,17 @@ def test_non_finite_loss_stops_with_step_and_term(tmp_path):
     assert str(latest) in str(err.value)
     for name, value in checkpoint_values(tmp_path, saved_step).items():
         assert np.all(np.isfinite(value)), name
+
+
+def test_init_from_copies_generator_only(tmp_path):
+    psnr_cfg = tiny_config(tmp_path / "psnr", adv_weight=0.0, train_steps=2, save_every=2, sample_every=100)
+    train_lib.train(psnr_cfg)
+    gan = train_lib.Trainer(tiny_config(tmp_path / "gan", init_from=str(tmp_path / "psnr")))
+    assert gan.restore() == 0
+    source = train_lib.Trainer(psnr_cfg)
+    source.restore()
+    for a, b in zip(gan.generator.weights, source.generator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(gan.g_opt.iterations.numpy()) == 0
+    with pytest.raises(ValueError, match="--up_filters"):
+        train_lib.Trainer(tiny_config(tmp_path / "other", up_filters=16, init_from=str(tmp_path / "psnr"))).restore()

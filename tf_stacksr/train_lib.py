@@ -108,7 +108,18 @@ class Trainer:
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.info("Resumed from %s (step %d)", latest, int(self.step.numpy()))
+        elif self.cfg.init_from:
+            self.initialise_generator(self.cfg.init_from)
         return int(self.step.numpy())
+
+    def initialise_generator(self, model_dir: str) -> None:
+        """Start from another run's generator (same architecture); optimisers start fresh."""
+        check_resumable(self.cfg, model_dir)
+        source = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+        if source is None:
+            raise ValueError(f"--init_from={model_dir!r}: expected a model_dir with checkpoints, none found")
+        tf.train.Checkpoint(generator=self.generator).restore(source).assert_existing_objects_matched().expect_partial()
+        logging.info("Generator initialised from %s", source)
 
     def save(self) -> str:
         return self.manager.save(checkpoint_number=int(self.step.numpy()))
