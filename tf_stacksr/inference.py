@@ -31,7 +31,7 @@ def load_generator(model_dir: str) -> tuple[Config, keras.Model]:
     if latest is None:
         raise FileNotFoundError(f"{model_dir}/checkpoints: no checkpoint found; train first")
     generator = build_generator(cfg)
-    tf.train.Checkpoint(generator=generator).restore(latest).expect_partial()
+    tf.train.Checkpoint(generator=generator).restore(latest).assert_existing_objects_matched().expect_partial()
     return cfg, generator
 
 

@@ -108,7 +108,18 @@ class Trainer:
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.info("Resumed from %s (step %d)", latest, int(self.step.numpy()))
+        elif self.cfg.init_from:
+            self.initialise_generator(self.cfg.init_from)
         return int(self.step.numpy())
+
+    def initialise_generator(self, model_dir: str) -> None:
+        """Start from another run's generator (same architecture); optimisers start fresh."""
+        check_resumable(self.cfg, model_dir)
+        source = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+        if source is None:
+            raise ValueError(f"--init_from={model_dir!r}: expected a model_dir with checkpoints, none found")
+        tf.train.Checkpoint(generator=self.generator).restore(source).assert_existing_objects_matched().expect_partial()
+        logging.info("Generator initialised from %s", source)
 
     def save(self) -> str:
         return self.manager.save(checkpoint_number=int(self.step.numpy()))
@@ -191,6 +202,11 @@ def _format_eta(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def psnr(images, targets) -> float:
+    """Mean PSNR (dB) of float [-1, 1] batches."""
+    return float(tf.reduce_mean(tf.image.psnr(tf.clip_by_value(images, -1, 1), targets, max_val=2.0)))
+
+
 def write_samples(trainer: Trainer, inputs, targets, step: int) -> float:
     """Fixed-batch validation: returns PSNR (dB) of the final stage, writes a PNG grid.
 
@@ -198,12 +214,11 @@ def write_samples(trainer: Trainer, inputs, targets, step: int) -> float:
     """
     cfg = trainer.cfg
     outputs = [tf.cast(o, tf.float32) for o in trainer.generator(inputs, training=False)]
-    psnr = float(tf.reduce_mean(tf.image.psnr(tf.clip_by_value(outputs[-1], -1, 1), targets[-1], max_val=2.0)))
     image = visualize.grid([inputs, *outputs, targets[-1]], size=cfg.hr_size)
     os.makedirs(os.path.join(cfg.model_dir, "samples"), exist_ok=True)
     visualize.write_png(image, os.path.join(cfg.model_dir, "samples", f"step_{step:07d}.png"))
     tf.summary.image("samples", image[None], step=step)
-    return psnr
+    return psnr(outputs[-1], targets[-1])
 
 
 def train(cfg: Config, strategy: tf.distribute.Strategy | None = None) -> dict[str, float]:
@@ -244,9 +259,10 @@ def train(cfg: Config, strategy: tf.distribute.Strategy | None = None) -> dict[s
                              _format_eta((cfg.train_steps - step) / max(rate, 1e-9)))
                 t_log, s_log = now, step
             if step % cfg.sample_every == 0 or step == cfg.train_steps:
-                psnr = write_samples(trainer, val_inputs, val_targets, step)
-                tf.summary.scalar("val/psnr", psnr, step=step)
-                logging.info("step %d | validation PSNR %.2f dB", step, psnr)
+                val_psnr = write_samples(trainer, val_inputs, val_targets, step)
+                tf.summary.scalar("val/psnr", val_psnr, step=step)
+                logging.info("step %d | validation PSNR %.2f dB (bicubic input %.2f dB)", step, val_psnr,
+                             psnr(val_inputs, val_targets[-1]))
             if step % cfg.save_every == 0 or step == cfg.train_steps:
                 logging.info("saved %s", trainer.save())
     writer.flush()

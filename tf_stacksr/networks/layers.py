@@ -41,11 +41,12 @@ def to_image(features, base, *, residual: bool, name: str):
     """Features -> RGB image in [-1, 1] (float32 even under mixed precision).
 
     With `residual`, the image is `base` (the input A area-downscaled to this size) plus a
-    learned correction, so an untrained stage already outputs the bicubic image; without it,
+    learned correction whose conv starts at zero, so an untrained stage outputs exactly the
+    downscaled bicubic input and training only has to learn the missing detail; without it,
     a tanh output as in the paper.
     """
-    delta = layers.Conv2D(3, 3, padding="same", name=f"{name}_rgb", dtype="float32",
-                          kernel_initializer=keras.initializers.RandomNormal(stddev=0.02))(features)
+    init = "zeros" if residual else keras.initializers.RandomNormal(stddev=0.02)
+    delta = layers.Conv2D(3, 3, padding="same", name=f"{name}_rgb", dtype="float32", kernel_initializer=init)(features)
     if residual:
         return layers.Add(name=name, dtype="float32")([base, delta])
     return layers.Activation("tanh", name=name, dtype="float32")(delta)
