@@ -189,7 +189,7 @@ def enhance_photo(rgb: np.ndarray, upscaler, options: EnhanceOptions,
         sr = super_resolve(upscaler, to_lr(rgb[None], upscaler.lr_size))
         image = cv2.resize(sr[0], (out_w, out_h), interpolation=cv2.INTER_AREA if out_w < sr.shape[1] else cv2.INTER_CUBIC)
         return PhotoResult(image=image, faces=[sr[0]], landmarks=[], notes=notes)
-    canvas = cv2.resize(rgb, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
+    canvas = cv2.resize(rgb, (out_w, out_h), interpolation=cv2.INTER_AREA if upscale < 1 else cv2.INTER_CUBIC)
     faces = detect_faces(aligner or align.FaceAligner(options.detector), rgb, options.detect_side)
     if options.only_largest:
         faces = faces[:1]
