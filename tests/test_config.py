@@ -1,0 +1,60 @@
+"""Config validation: bad values fail fast with a message naming the flag."""
+
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+
+from conftest import FIXTURES, REPO
+from tf_stacksr import config as config_lib
+from tf_stacksr.config import Config
+
+
+@pytest.mark.parametrize("hr_size,scale,stages", [(64, 4, (16, 32, 64)), (128, 4, (32, 64, 128)),
+                                                  (256, 4, (64, 128, 256)), (128, 8, (16, 32, 64, 128)),
+                                                  (64, 2, (32, 64))])
+def test_stage_sizes(hr_size, scale, stages):
+    cfg = Config(hr_size=hr_size, scale=scale)
+    assert cfg.stage_sizes == stages
+    assert cfg.num_stages == len(stages)
+
+
+@pytest.mark.parametrize("changes,flag", [
+    (dict(scale=3), "--scale"), (dict(scale=1), "--scale"), (dict(scale=6), "--scale"),
+    (dict(hr_size=100, scale=8), "--hr_size"), (dict(hr_size=96, scale=4), "--hr_size"),
+    (dict(res_blocks=0), "--res_blocks"), (dict(res_kernel=2), "--res_kernel"),
+    (dict(lambda_l1=-1.0), "--lambda_l1"), (dict(norm="layer"), "--norm"),
+    (dict(model_dir=""), "--model_dir"),
+])
+def test_bad_values_name_the_flag(changes, flag):
+    with pytest.raises(ValueError, match=flag):
+        Config(**changes)
+
+
+def test_data_dir_checked(tmp_path):
+    with pytest.raises(ValueError, match="--data_dir"):
+        Config().check_data_dir()
+    with pytest.raises(ValueError, match="--data_dir"):
+        Config(data_dir=str(tmp_path / "missing")).check_data_dir()
+    Config(data_dir=str(FIXTURES)).check_data_dir()
+
+
+def test_flags_round_trip_through_json(tmp_path):
+    values = flags.FlagValues()
+    config_lib.define_flags(values)
+    values(["prog", "--scale=8", "--hr_size=128", "--residual=false", "--lambda_l1=10", "--norm=none"])
+    cfg = config_lib.from_flags(values)
+    assert (cfg.scale, cfg.hr_size, cfg.residual, cfg.lambda_l1, cfg.norm) == (8, 128, False, 10.0, "none")
+    config_lib.save_json(cfg, tmp_path / "c.json")
+    assert config_lib.load_json(tmp_path / "c.json") == cfg
+
+
+@pytest.mark.parametrize("args,flag", [(["--scale=3"], "--scale"), (["--hr_size=60"], "--hr_size"),
+                                       (["--data_dir=/nonexistent/faces"], "--data_dir")])
+def test_cli_fails_fast_naming_the_flag(tmp_path, args, flag):
+    cmd = [sys.executable, "-m", "tf_stacksr.train", f"--model_dir={tmp_path}", f"--data_dir={FIXTURES}", *args]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert flag in result.stderr
+    assert not (tmp_path / "checkpoints").exists()

@@ -1,0 +1,121 @@
+"""Training: it learns, it resumes exactly after a kill, and it stops on non-finite losses."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import FIXTURES, REPO, tiny_config
+from tf_stacksr import train_lib
+
+TINY_FLAGS = ["--hr_size=64", "--scale=4", "--res_blocks=1", "--res_convs=2", "--unet_filters=8", "--unet_max_filters=32",
+              "--up_filters=8", "--disc_filters=8", "--batch_size=4", "--num_samples=2", "--lr_decay_start=1.0",
+              f"--data_dir={FIXTURES / 'celeba'}"]
+
+
+def run_train(model_dir, *flags, timeout=300):
+    env = {**os.environ, "TF_DETERMINISTIC_OPS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cmd = [sys.executable, "-m", "tf_stacksr.train", f"--model_dir={model_dir}", *TINY_FLAGS, *flags]
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stderr
+
+
+def checkpoint_values(model_dir, step):
+    """Every saved tensor (networks, optimiser moments, step) except the save counter."""
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints", f"ckpt-{step}"))
+    names = [n for n in reader.get_variable_to_shape_map() if "save_counter" not in n and "OBJECT_GRAPH" not in n]
+    return {n: reader.get_tensor(n) for n in names}
+
+
+def test_overfits_a_fixed_small_batch(tmp_path):
+    """A few hundred full-GAN steps on 4 real faces at least halve the final stage's L1."""
+    data = tmp_path / "four"
+    data.mkdir()
+    for name in sorted(os.listdir(FIXTURES / "celeba"))[:4]:
+        shutil.copy(FIXTURES / "celeba" / name, data / name)
+    cfg = tiny_config(tmp_path / "run", data_dir=data, unet_filters=16, up_filters=16, res_blocks=2, g_lr=1e-3,
+                      lr_decay_start=1.0, train_steps=400)
+    trainer = train_lib.Trainer(cfg)
+    iterator = iter(trainer.dataset(0))
+    history = [float(trainer.train_step(iterator)["l1/x4"]) for _ in range(cfg.train_steps)]
+    first, last = np.mean(history[:5]), np.mean(history[-20:])
+    assert last < 0.5 * first, (first, last)
+    assert trainer.step.numpy() == cfg.train_steps
+
+
+def test_sigkill_then_rerun_resumes_exactly(tmp_path):
+    killed, straight = tmp_path / "killed", tmp_path / "straight"
+    env = {**os.environ, "TF_DETERMINISTIC_OPS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cmd = [sys.executable, "-m", "tf_stacksr.train", f"--model_dir={killed}", *TINY_FLAGS, "--train_steps=100000",
+           "--save_every=2", "--sample_every=100000", "--log_every=100000"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while tf.train.latest_checkpoint(str(killed / "checkpoints")) is None:
+            assert proc.poll() is None and time.time() < deadline, "training died before its first checkpoint"
+            time.sleep(0.05)
+        time.sleep(0.3)  # let it get into the middle of later steps/saves
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    latest = tf.train.latest_checkpoint(str(killed / "checkpoints"))
+    k = int(latest.rsplit("-", 1)[1])
+    log = run_train(killed, f"--train_steps={k + 1}", "--save_every=1000")
+    assert f"(step {k})" in log and "Resumed" in log
+    run_train(straight, f"--train_steps={k + 1}", "--save_every=1000")
+    resumed, uninterrupted = checkpoint_values(killed, k + 1), checkpoint_values(straight, k + 1)
+    assert resumed.keys() == uninterrupted.keys() and len(resumed) > 10
+    for name in resumed:
+        np.testing.assert_array_equal(resumed[name], uninterrupted[name], err_msg=name)
+
+
+def test_cli_writes_checkpoints_events_and_samples(tmp_path):
+    log = run_train(tmp_path, "--train_steps=4", "--log_every=2", "--sample_every=2", "--save_every=2")
+    assert "img/s" in log and "ETA" in log and "validation PSNR" in log
+    assert sorted(os.listdir(tmp_path / "samples")) == ["step_0000002.png", "step_0000004.png"]
+    assert any(n.startswith("events.out.tfevents") for n in os.listdir(tmp_path / "train"))
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
+    png = tf.io.decode_png(tf.io.read_file(str(tmp_path / "samples" / "step_0000004.png")))
+    assert png.shape[0] > 2 * 64 and png.shape[1] > 5 * 64  # 2 faces x (A, 3 stages, truth)
+    assert "Already at step 4" in run_train(tmp_path, "--train_steps=4")
+
+
+def test_architecture_change_refuses_to_resume(tmp_path):
+    run_train(tmp_path, "--train_steps=1")
+    with pytest.raises(ValueError, match="--up_filters=16"):
+        train_lib.check_resumable(tiny_config(tmp_path, up_filters=16), str(tmp_path))
+
+
+def test_non_finite_loss_stops_with_step_and_term(tmp_path):
+    train_lib.train(tiny_config(tmp_path, train_steps=2, save_every=2, sample_every=100))
+    exploding = tiny_config(tmp_path, train_steps=50, save_every=2, sample_every=100, g_lr=1e30, d_lr=1e30)
+    with pytest.raises(train_lib.NonFiniteLossError, match=r"non-finite loss at step \d+: .*=(nan|inf)") as err:
+        train_lib.train(exploding)
+    failed_step = int(str(err.value).split("step ")[1].split(":")[0])
+    latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    saved_step = int(latest.rsplit("-", 1)[1])
+    assert saved_step < failed_step
+    assert str(latest) in str(err.value)
+    for name, value in checkpoint_values(tmp_path, saved_step).items():
+        assert np.all(np.isfinite(value)), name
+
+
+def test_init_from_copies_generator_only(tmp_path):
+    psnr_cfg = tiny_config(tmp_path / "psnr", adv_weight=0.0, train_steps=2, save_every=2, sample_every=100)
+    train_lib.train(psnr_cfg)
+    gan = train_lib.Trainer(tiny_config(tmp_path / "gan", init_from=str(tmp_path / "psnr")))
+    assert gan.restore() == 0
+    source = train_lib.Trainer(psnr_cfg)
+    source.restore()
+    for a, b in zip(gan.generator.weights, source.generator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(gan.g_opt.iterations.numpy()) == 0
+    with pytest.raises(ValueError, match="--up_filters"):
+        train_lib.Trainer(tiny_config(tmp_path / "other", up_filters=16, init_from=str(tmp_path / "psnr"))).restore()

@@ -1,0 +1,5 @@
+"""Generator (U-Net G1 + stacked upsampling stages) and per-stage conditional PatchGANs."""
+
+from tf_stacksr.networks.stacked import build_discriminators, build_generator
+
+__all__ = ["build_generator", "build_discriminators"]

@@ -1,0 +1,269 @@
+"""Training state, the distributed train step, checkpointing and summaries.
+
+One `tf.function` step updates every generator stage and every discriminator from one forward
+pass. It is written for `tf.distribute` from the start: variables, optimisers and checkpoint are
+created in `strategy.scope()`, per-example losses are averaged over the global batch, and the
+input comes from `distribute_datasets_from_function`, so several replicas need no rewrite.
+
+Resuming: the checkpoint holds the step, all networks and both optimisers (so the learning
+rate schedule too); the data order is a pure function of (seed, example index) (see
+`data.pipeline`), so a restarted run continues with exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tf_stacksr import config as config_lib
+from tf_stacksr import distribute, losses, visualize
+from tf_stacksr.config import Config
+from tf_stacksr.data import pipeline
+from tf_stacksr.networks import build_discriminators, build_generator
+from tf_stacksr.networks.stacked import stage_name
+
+# Options that change the networks' shapes: a run cannot resume with different values.
+ARCHITECTURE_FIELDS = ("hr_size", "scale", "res_blocks", "res_convs", "res_kernel", "unet_filters",
+                       "unet_max_filters", "up_filters", "norm", "residual", "disc_filters")
+
+
+class ConstantThenLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Constant learning rate, then linear decay to 0 at `total_steps` (pix2pix's schedule)."""
+
+    def __init__(self, initial: float, decay_start: int, total_steps: int):
+        self.initial, self.decay_start, self.total_steps = initial, decay_start, total_steps
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        span = float(max(self.total_steps - self.decay_start, 1))
+        frac = tf.clip_by_value((step - self.decay_start) / span, 0.0, 1.0)
+        return self.initial * (1.0 - frac)
+
+    def get_config(self):
+        return {"initial": self.initial, "decay_start": self.decay_start, "total_steps": self.total_steps}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or inf; the last good checkpoint is left untouched."""
+
+
+def check_resumable(cfg: Config, model_dir: str) -> None:
+    """Refuse to resume a run whose saved architecture differs from the flags given now."""
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as fh:
+        saved = json.load(fh)
+    diffs = [f"--{k}={getattr(cfg, k)!r} (saved run has {saved[k]!r})"
+             for k in ARCHITECTURE_FIELDS if k in saved and saved[k] != getattr(cfg, k)]
+    if diffs:
+        raise ValueError(f"{model_dir} holds a run with another architecture: " + "; ".join(diffs)
+                         + ". Use a new --model_dir or the saved flags.")
+
+
+class Trainer:
+    """Networks, optimisers, checkpoint and the train step of one run."""
+
+    def __init__(self, cfg: Config, strategy: tf.distribute.Strategy | None = None):
+        self.cfg = cfg
+        distribute.apply_precision_policy(cfg)
+        self.strategy = strategy or distribute.make_strategy(cfg)
+        replicas = self.strategy.num_replicas_in_sync
+        if cfg.batch_size % replicas:
+            raise ValueError(f"--batch_size={cfg.batch_size}: expected a multiple of the {replicas} replicas")
+        self.adversarial = cfg.adv_weight > 0
+        keras.utils.set_random_seed(cfg.seed)
+        decay_start = int(cfg.lr_decay_start * cfg.train_steps)
+        with self.strategy.scope():
+            self.generator = build_generator(cfg)
+            self.discriminators = build_discriminators(cfg) if self.adversarial else []
+            self.g_opt = distribute.wrap_optimizer(cfg, keras.optimizers.Adam(
+                ConstantThenLinearDecay(cfg.g_lr, decay_start, cfg.train_steps), beta_1=cfg.beta1))
+            self.g_opt.build(self.generator.trainable_variables)
+            self.d_vars = [v for d in self.discriminators for v in d.trainable_variables]
+            self.d_opt = None
+            if self.adversarial:
+                self.d_opt = distribute.wrap_optimizer(cfg, keras.optimizers.Adam(
+                    ConstantThenLinearDecay(cfg.d_lr, decay_start, cfg.train_steps), beta_1=cfg.beta1))
+                self.d_opt.build(self.d_vars)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            trackables = {"step": self.step, "generator": self.generator, "g_opt": self.g_opt}
+            if self.adversarial:
+                trackables.update(discriminators=self.discriminators, d_opt=self.d_opt)
+            self.checkpoint = tf.train.Checkpoint(**trackables)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(cfg.model_dir, "checkpoints"), max_to_keep=cfg.keep_checkpoints)
+        self._compute = tf.function(self._losses_and_grads, jit_compile=cfg.jit_compile)
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def restore(self) -> int:
+        """Restore the latest checkpoint if there is one; returns the step to continue from."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            logging.info("Resumed from %s (step %d)", latest, int(self.step.numpy()))
+        elif self.cfg.init_from:
+            self.initialise_generator(self.cfg.init_from)
+        return int(self.step.numpy())
+
+    def initialise_generator(self, model_dir: str) -> None:
+        """Start from another run's generator (same architecture); optimisers start fresh."""
+        check_resumable(self.cfg, model_dir)
+        source = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+        if source is None:
+            raise ValueError(f"--init_from={model_dir!r}: expected a model_dir with checkpoints, none found")
+        tf.train.Checkpoint(generator=self.generator).restore(source).assert_existing_objects_matched().expect_partial()
+        logging.info("Generator initialised from %s", source)
+
+    def save(self) -> str:
+        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    # ---- the step ------------------------------------------------------------------------
+    def _losses_and_grads(self, inputs, targets):
+        cfg, gb = self.cfg, self.cfg.batch_size
+        avg = lambda per_example: tf.nn.compute_average_loss(per_example, global_batch_size=gb)
+        terms = {}
+        with tf.GradientTape(persistent=True) as tape:
+            outputs = [tf.cast(o, tf.float32) for o in self.generator(inputs, training=True)]
+            g_total = 0.0
+            d_total = 0.0
+            for k, (output, target) in enumerate(zip(outputs, targets)):
+                name = stage_name(k)
+                l1 = losses.l1_loss(output, target)
+                terms[f"l1/{name}"] = avg(l1)
+                g_total += cfg.lambda_l1 * l1
+                if not self.adversarial:
+                    continue
+                disc = self.discriminators[k]
+                condition = tf.nn.avg_pool2d(inputs, cfg.hr_size // cfg.stage_sizes[k], cfg.hr_size // cfg.stage_sizes[k], "VALID")
+                fake = disc([condition, output], training=True)
+                real = disc([condition, target], training=True)
+                g_adv = losses.generator_adversarial_loss(fake)
+                d_adv = losses.discriminator_loss(real, fake)
+                terms[f"g_adv/{name}"], terms[f"d_adv/{name}"] = avg(g_adv), avg(d_adv)
+                g_total += cfg.adv_weight * g_adv
+                d_total += d_adv
+                if k == 0 and cfg.bb_weight > 0:
+                    # L_BB': D1 also judges B' against the LR ground truth B as condition.
+                    fake_bb = disc([target, output], training=True)
+                    real_bb = disc([target, target], training=True)
+                    g_bb = losses.generator_adversarial_loss(fake_bb)
+                    d_bb = losses.discriminator_loss(real_bb, fake_bb)
+                    terms["g_bb/lr"], terms["d_bb/lr"] = avg(g_bb), avg(d_bb)
+                    g_total += cfg.adv_weight * cfg.bb_weight * g_bb
+                    d_total += cfg.bb_weight * d_bb
+            g_loss = avg(g_total)
+            terms["g_total"] = g_loss
+            g_scaled = self.g_opt.scale_loss(g_loss)
+            if self.adversarial:
+                d_loss = avg(d_total)
+                terms["d_total"] = d_loss
+                d_scaled = self.d_opt.scale_loss(d_loss)
+        g_grads = tape.gradient(g_scaled, self.generator.trainable_variables)
+        d_grads = tape.gradient(d_scaled, self.d_vars) if self.adversarial else []
+        return terms, g_grads, d_grads
+
+    def _replica_step(self, inputs, targets):
+        terms, g_grads, d_grads = self._compute(inputs, targets)
+        self.g_opt.apply_gradients(zip(g_grads, self.generator.trainable_variables))
+        if self.adversarial:
+            self.d_opt.apply_gradients(zip(d_grads, self.d_vars))
+        return terms
+
+    @tf.function
+    def train_step(self, iterator):
+        """One global step: every replica runs `_replica_step`; returns globally averaged terms."""
+        inputs, targets = next(iterator)
+        per_replica = self.strategy.run(self._replica_step, args=(inputs, targets))
+        self.step.assign_add(1)
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+
+    def dataset(self, start_step: int) -> tf.distribute.DistributedDataset:
+        cfg = self.cfg
+        return self.strategy.distribute_datasets_from_function(
+            lambda ctx: pipeline.training_dataset(cfg.data_dir, cfg.stage_sizes, global_batch_size=cfg.batch_size,
+                                                  seed=cfg.seed, start_step=start_step, input_context=ctx))
+
+    def learning_rates(self) -> dict[str, float]:
+        rates = {"lr/generator": float(self.g_opt.learning_rate)}
+        if self.adversarial:
+            rates["lr/discriminator"] = float(self.d_opt.learning_rate)
+        return rates
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def psnr(images, targets) -> float:
+    """Mean PSNR (dB) of float [-1, 1] batches."""
+    return float(tf.reduce_mean(tf.image.psnr(tf.clip_by_value(images, -1, 1), targets, max_val=2.0)))
+
+
+def write_samples(trainer: Trainer, inputs, targets, step: int) -> float:
+    """Fixed-batch validation: returns PSNR (dB) of the final stage, writes a PNG grid.
+
+    Grid columns: input A | every stage output (nearest-upscaled) | ground truth.
+    """
+    cfg = trainer.cfg
+    outputs = [tf.cast(o, tf.float32) for o in trainer.generator(inputs, training=False)]
+    image = visualize.grid([inputs, *outputs, targets[-1]], size=cfg.hr_size)
+    os.makedirs(os.path.join(cfg.model_dir, "samples"), exist_ok=True)
+    visualize.write_png(image, os.path.join(cfg.model_dir, "samples", f"step_{step:07d}.png"))
+    tf.summary.image("samples", image[None], step=step)
+    return psnr(outputs[-1], targets[-1])
+
+
+def train(cfg: Config, strategy: tf.distribute.Strategy | None = None) -> dict[str, float]:
+    """Train (or resume) until `cfg.train_steps`; returns the last logged loss terms."""
+    cfg.check_data_dir()
+    check_resumable(cfg, cfg.model_dir)
+    trainer = Trainer(cfg, strategy)
+    os.makedirs(cfg.model_dir, exist_ok=True)
+    config_lib.save_json(cfg, os.path.join(cfg.model_dir, "config.json"))
+    start = trainer.restore()
+    if start >= cfg.train_steps:
+        logging.info("Already at step %d of %d: nothing to do.", start, cfg.train_steps)
+        return {}
+    val_inputs, val_targets = next(iter(pipeline.eval_dataset(cfg.data_dir, cfg.stage_sizes, batch_size=cfg.num_samples,
+                                                              limit=cfg.num_samples)))
+    iterator = iter(trainer.dataset(start))
+    writer = tf.summary.create_file_writer(os.path.join(cfg.model_dir, "train"))
+    last: dict[str, float] = {}
+    t_log, s_log = time.perf_counter(), start
+    with writer.as_default():
+        for step in range(start + 1, cfg.train_steps + 1):
+            terms = {k: float(v) for k, v in trainer.train_step(iterator).items()}
+            bad = [k for k, v in terms.items() if not np.isfinite(v)]
+            if bad:
+                raise NonFiniteLossError(
+                    f"non-finite loss at step {step}: " + ", ".join(f"{k}={terms[k]}" for k in bad)
+                    + f"; last good checkpoint: {trainer.manager.latest_checkpoint}")
+            last = terms
+            if step % cfg.log_every == 0 or step == cfg.train_steps:
+                now = time.perf_counter()
+                rate = (step - s_log) / max(now - t_log, 1e-9)
+                for k, v in {**terms, **trainer.learning_rates(), "perf/images_per_sec": rate * cfg.batch_size}.items():
+                    tf.summary.scalar(k, v, step=step)
+                logging.info("step %d/%d | %.1f img/s | g %.4f%s | L1 %s | ETA %s", step, cfg.train_steps,
+                             rate * cfg.batch_size, terms["g_total"],
+                             f" d {terms['d_total']:.4f}" if "d_total" in terms else "",
+                             " ".join(f"{v:.4f}" for k, v in terms.items() if k.startswith("l1/")),
+                             _format_eta((cfg.train_steps - step) / max(rate, 1e-9)))
+                t_log, s_log = now, step
+            if step % cfg.sample_every == 0 or step == cfg.train_steps:
+                val_psnr = write_samples(trainer, val_inputs, val_targets, step)
+                tf.summary.scalar("val/psnr", val_psnr, step=step)
+                logging.info("step %d | validation PSNR %.2f dB (bicubic input %.2f dB)", step, val_psnr,
+                             psnr(val_inputs, val_targets[-1]))
+            if step % cfg.save_every == 0 or step == cfg.train_steps:
+                logging.info("saved %s", trainer.save())
+    writer.flush()
+    return last
