@@ -115,6 +115,18 @@ def test_resume_at_any_step_gives_the_same_batches(prepared):
     assert not np.array_equal(other, full[0])
 
 
+def test_order_ignores_the_global_seed_that_keras_sets(prepared):
+    out, _ = prepared
+    make = lambda: pipeline.training_dataset(out, (16, 32, 64), global_batch_size=4, seed=3, start_step=5)  # noqa: E731
+    before = next(iter(make()))[0].numpy()
+    tf.random.set_seed(1234)  # what keras.utils.set_random_seed does in the Trainer
+    try:
+        after = next(iter(make()))[0].numpy()
+    finally:
+        tf.random.set_seed(None)
+    np.testing.assert_array_equal(before, after)
+
+
 def test_input_pipelines_split_the_global_batches(prepared):
     out, _ = prepared
     stages = (16, 32, 64)

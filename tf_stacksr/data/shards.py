@@ -3,7 +3,9 @@
 Resume guarantee: as for photo folders, example i of a run is a pure function of (seed, i).
 Shards are sequential files, so the order is built per epoch e = i div n (n = faces in the
 train split): the shard files in a stateless permutation keyed on (seed, e), read by a
-deterministic parallel interleave, then a shuffle buffer seeded by (seed, e). Resuming at step
+deterministic parallel interleave, then windows of SHUFFLE_WINDOW records each permuted by a
+stateless shuffle keyed on (seed, e, window) (tf.data's `shuffle` would depend on the global
+seed that Keras sets, and refuses a tensor seed once one is set). Resuming at step
 s starts directly at epoch e and skips the i mod n records before (raw bytes, not decoded:
 at most one epoch's reading), so a resumed run sees exactly the batches an uninterrupted run
 would, and random flips are keyed on (seed, i) as well. With several input pipelines, every
@@ -22,7 +24,7 @@ import tensorflow as tf
 from tf_stacksr.data import degrade, pairs, records
 
 MANIFEST = "manifest.json"
-SHUFFLE_BUFFER = 1024
+SHUFFLE_WINDOW = 1024
 CYCLE_LENGTH = 16
 
 
@@ -59,7 +61,12 @@ def _epoch_records(files: tf.Tensor, seed: int, epoch: tf.Tensor) -> tf.data.Dat
     ds = tf.data.Dataset.from_tensor_slices(tf.gather(files, order))
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=CYCLE_LENGTH, block_length=1,
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.shuffle(SHUFFLE_BUFFER, seed=tf.cast(seed, tf.int64) * 1_000_003 + epoch)
+
+    def shuffle_window(window: tf.Tensor, serialized: tf.Tensor) -> tf.data.Dataset:
+        key = tf.stack([tf.cast(seed, tf.int64), epoch * 1_000_003 + window])
+        return tf.data.Dataset.from_tensor_slices(tf.random.experimental.stateless_shuffle(serialized, seed=key))
+
+    return ds.batch(SHUFFLE_WINDOW).enumerate().flat_map(shuffle_window)
 
 
 def training_dataset(
