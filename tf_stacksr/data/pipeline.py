@@ -5,6 +5,9 @@ file perm_e[i mod n] of epoch e = i div n, flipped by a stateless coin keyed on 
 So resuming at step s needs no iterator state (start at index s * global_batch), distributed
 input pipelines can split the global batches between them without overlap, and a resumed run
 sees exactly the batches an uninterrupted run would.
+
+`data_dir` may also be a folder written by `python -m tf_stacksr.prepare` (it holds a
+manifest.json); see `shards` for how the same guarantees hold for sequential shards.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from tf_stacksr.data import pairs
+from tf_stacksr.data import degrade, pairs, shards
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
@@ -53,12 +56,18 @@ def training_dataset(
     seed: int = 0,
     start_step: int = 0,
     input_context: tf.distribute.InputContext | None = None,
+    degradation: degrade.Degradation | None = None,
 ) -> tf.data.Dataset:
     """Infinite batches of (inputs A, per-stage targets) for one input pipeline.
 
     With an `input_context` (from `strategy.distribute_datasets_from_function`) the pipeline
     yields per-replica batches and takes every P-th of them, P being the number of pipelines.
+    A prepared shard folder is read from its train split (`shards.training_dataset`).
+    `degradation` (off by default) swaps the bicubic input for a realistic one (`degrade`).
     """
+    if shards.is_prepared(data_dir):
+        return shards.training_dataset(data_dir, stage_sizes, global_batch_size=global_batch_size, seed=seed,
+                                       start_step=start_step, input_context=input_context, degradation=degradation)
     files = tf.constant(list_images(data_dir))
     n = int(files.shape[0])
     hr_size = int(stage_sizes[-1])
@@ -70,8 +79,9 @@ def training_dataset(
 
     def example(i: tf.Tensor):
         face = load_face(files[_file_index(i, n, seed)], hr_size)
-        face = tf.image.stateless_random_flip_left_right(face, seed=tf.stack([tf.cast(seed, tf.int64), i]))
-        ex = pairs.make_pairs(face, stage_sizes)
+        key = tf.stack([tf.cast(seed, tf.int64), i])
+        face = tf.image.stateless_random_flip_left_right(face, seed=key)
+        ex = pairs.make_pairs(face, stage_sizes) if degradation is None else degradation.make_pairs(face, stage_sizes, key)
         return ex["inputs"], ex["targets"]
 
     ds = tf.data.Dataset.range(first_batch, tf.int64.max).shard(pipelines, pipeline_id)
@@ -81,7 +91,12 @@ def training_dataset(
 
 
 def eval_dataset(data_dir: str, stage_sizes: Sequence[int], *, batch_size: int, limit: int | None = None) -> tf.data.Dataset:
-    """Fixed-order, unaugmented (inputs, targets) batches over the folder (each file once)."""
+    """Fixed-order, unaugmented (inputs, targets) batches over the folder (each file once).
+
+    A prepared shard folder is read from its test split (`shards.eval_dataset`).
+    """
+    if shards.is_prepared(data_dir):
+        return shards.eval_dataset(data_dir, stage_sizes, batch_size=batch_size, limit=limit)
     files = list_images(data_dir)[:limit]
     hr_size = int(stage_sizes[-1])
 

@@ -29,7 +29,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from tf_stacksr.data import align, photos, records
+from tf_stacksr.data import align, photos
+
+# `records` (TensorFlow) is imported only where shards are written, in the main process: the
+# worker processes are spawned fresh (forking a process that has started TensorFlow's threads
+# can deadlock the children) and start in about a second when they do not load TensorFlow.
 
 SPLIT_MODES = ("auto", "folder", "identity", "random", "none")
 LABEL_MODES = ("auto", "file", "folder", "none")
@@ -352,6 +356,8 @@ def _shard_stats_path(output: str, shard: int) -> str:
 
 def _finish_shard(output: str, shard: int, items: Sequence[Item], results: Sequence[dict[str, Any]], options: PrepareOptions) -> None:
     """Write one shard's TFRecords (one per split present), optional PNGs, then its stats file."""
+    from tf_stacksr.data import records
+
     by_split: dict[str, list[bytes]] = {it.split: [] for it in items}
     stats: dict[str, Any] = {"sources": len(items), "written": {}, "files": {}, "skipped": {}, "converted": {}, "identities": {}}
     for item, result in zip(items, results):
@@ -436,6 +442,9 @@ def prepare(spec: str, output: str, options: PrepareOptions = PrepareOptions(), 
     os.makedirs(output, exist_ok=True)
     _check_resume(output, {"input": os.path.abspath(spec) if source.kind == "folder" else spec,
                            "options": options.resume_key(), "sources": _digest(items), "photos": len(items)})
+    for name in os.listdir(output):  # leftovers of an interrupted run: never complete, never read
+        if ".tmp-" in name:
+            os.remove(os.path.join(output, name))
     n_shards = -(-len(items) // options.shard_size)
     pending = [s for s in range(n_shards) if not os.path.isfile(_shard_stats_path(output, s))]
     indices = [i for s in pending for i in range(s * options.shard_size, min(len(items), (s + 1) * options.shard_size))]
@@ -461,8 +470,7 @@ def prepare(spec: str, output: str, options: PrepareOptions = PrepareOptions(), 
         for task in tasks:
             consume(process_photo(task))
     else:
-        # fork: workers inherit the loaded modules and never touch TensorFlow themselves.
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(options,)) as pool:
+        with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(options,)) as pool:
             for result in pool.imap(process_photo, tasks, chunksize=4):
                 consume(result)
     bar.close()

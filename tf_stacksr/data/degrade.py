@@ -1,0 +1,79 @@
+"""Optional realistic degradation for real-world LR faces (off by default).
+
+The paper trains on clean bicubic LR (`pairs.make_pairs`), and a model trained that way
+sharpens noise and JPEG blocks of real photos. This mode makes the network input from a HR
+face the way cameras and the web do: a random anisotropic Gaussian blur (lens, focus, small
+motion), antialiased bicubic downscale, Gaussian noise (sensor) and JPEG compression at a
+random quality, then uint8 quantisation. The targets stay clean: the LR-stage target is the
+clean bicubic LR (so G1 learns to remove the damage), the others are the HR face downscaled.
+
+Every random choice is stateless, keyed on a per-example seed, so a resumed run degrades
+example i exactly as the uninterrupted run did. Use it with
+`pipeline.training_dataset(..., degradation=Degradation())`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+import tensorflow as tf
+
+from tf_stacksr.data import pairs
+
+KERNEL_SIZE = 21
+
+
+@dataclasses.dataclass(frozen=True)
+class Degradation:
+    """Ranges the per-example parameters are drawn from (uniformly)."""
+
+    blur_sigma: tuple[float, float] = (0.2, 3.0)  # Gaussian sigma along each axis, in HR pixels
+    noise_sigma: tuple[float, float] = (0.0, 10.0)  # Gaussian noise std on the LR face, in uint8 levels
+    jpeg_quality: tuple[int, int] = (30, 95)
+
+    def __post_init__(self) -> None:
+        for name in ("blur_sigma", "noise_sigma", "jpeg_quality"):
+            lo, hi = getattr(self, name)
+            if lo < 0 or hi < lo:
+                raise ValueError(f"Degradation.{name}={(lo, hi)}: expected 0 <= low <= high")
+        if self.jpeg_quality[1] > 100:
+            raise ValueError(f"Degradation.jpeg_quality={self.jpeg_quality}: expected qualities in [0, 100]")
+
+    def make_pairs(self, hr: tf.Tensor, stage_sizes: Sequence[int], seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Like `pairs.make_pairs` for one HR face [H, H, 3] in [-1, 1], with a degraded input A."""
+        clean = pairs.make_pairs(hr, stage_sizes)
+        lr = degrade_lr(hr, int(stage_sizes[0]), self, seed)
+        return {"inputs": pairs.upscale(lr, int(stage_sizes[-1])), "targets": clean["targets"]}
+
+
+def _uniform(seed: tf.Tensor, salt: int, bounds: tuple[float, float]) -> tf.Tensor:
+    key = tf.stack([tf.cast(seed[0], tf.int64) * 7919 + salt, tf.cast(seed[1], tf.int64)])
+    return tf.random.stateless_uniform([], seed=key, minval=float(bounds[0]), maxval=float(bounds[1]) + 1e-6)
+
+
+def gaussian_kernel(sigma_x: tf.Tensor, sigma_y: tf.Tensor, angle: tf.Tensor) -> tf.Tensor:
+    """Normalised anisotropic Gaussian [KERNEL_SIZE, KERNEL_SIZE] rotated by `angle` (radians)."""
+    r = tf.range(KERNEL_SIZE, dtype=tf.float32) - (KERNEL_SIZE - 1) / 2
+    y, x = tf.meshgrid(r, r, indexing="ij")
+    c, s = tf.cos(angle), tf.sin(angle)
+    u, v = c * x + s * y, -s * x + c * y
+    k = tf.exp(-0.5 * ((u / sigma_x) ** 2 + (v / sigma_y) ** 2))
+    return k / tf.reduce_sum(k)
+
+
+def degrade_lr(hr: tf.Tensor, lr_size: int, options: Degradation, seed: tf.Tensor) -> tf.Tensor:
+    """HR face [H, H, 3] in [-1, 1] -> degraded, uint8-quantised LR face [lr, lr, 3] in [-1, 1]."""
+    sx = tf.maximum(_uniform(seed, 1, options.blur_sigma), 1e-3)
+    sy = tf.maximum(_uniform(seed, 2, options.blur_sigma), 1e-3)
+    kernel = gaussian_kernel(sx, sy, _uniform(seed, 3, (0.0, math.pi)))
+    kernel = tf.tile(kernel[:, :, None, None], [1, 1, 3, 1])
+    padded = tf.pad(hr[None], [[0, 0], [KERNEL_SIZE // 2] * 2, [KERNEL_SIZE // 2] * 2, [0, 0]], mode="SYMMETRIC")
+    blurred = tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")[0]
+    lr = pairs.downscale(blurred, lr_size)
+    noise = tf.random.stateless_normal(tf.shape(lr), seed=tf.stack([tf.cast(seed[0], tf.int64) * 7919 + 4, tf.cast(seed[1], tf.int64)]))
+    lr = tf.clip_by_value(lr + noise * _uniform(seed, 5, options.noise_sigma) / 127.5, -1.0, 1.0)
+    quality = tf.cast(tf.round(_uniform(seed, 6, options.jpeg_quality)), tf.int32)
+    jpeg = tf.image.adjust_jpeg_quality(pairs.float_to_uint8(lr), quality)
+    return pairs.uint8_to_float(jpeg)
