@@ -78,9 +78,13 @@ def main(path: str, inputs_path: str, results_path: str) -> None:
         "size": faces[:, : lr // 2, : lr // 2], "rank": faces[0], "channels": np.concatenate([faces, faces[..., :1]], -1),
         "float": faces.astype(np.float32), "good": faces}).items()})
     wrong_size_png = tf.io.encode_png(faces[0, : lr // 2]).numpy()
+    grey_png = tf.io.encode_png(faces[0, ..., :1]).numpy()
+    rgba_jpeg_pair = [tf.io.encode_png(tf.concat([faces[0], faces[0, ..., :1]], -1)).numpy(),
+                      tf.io.encode_jpeg(faces[1]).numpy()]
     errors.update({f"error_encoded_{k}": v for k, v in session_feeds(path, "encoded", {
         "size": np.array([wrong_size_png], dtype=object), "corrupt": np.array([b"not an image"], dtype=object),
-        "rank": np.array([[pngs[0]]], dtype=object), "good": np.array(pngs[:1], dtype=object)}).items()})
+        "rank": np.array([[pngs[0]]], dtype=object), "good": np.array(pngs[:1], dtype=object),
+        "grey": np.array([grey_png], dtype=object), "rgba_and_jpeg": np.array(rgba_jpeg_pair, dtype=object)}).items()})
     errors["imported_tf_stacksr"] = str(any(m == "tf_stacksr" or m.startswith("tf_stacksr.") for m in sys.modules))
     np.savez(results_path, **results, errors=json.dumps(errors))
 

@@ -98,7 +98,8 @@ def test_bad_inputs_get_clear_errors(exported):
     assert "[8 16 3]" in errors["error_encoded_size"]
     assert "expected a 1-D batch of encoded images" in errors["error_encoded_rank"]
     assert "NO ERROR" != errors["error_encoded_corrupt"]
-    assert errors["error_encoded_good"] == "NO ERROR"
+    for case in ("good", "grey", "rgba_and_jpeg"):  # every documented input format is accepted
+        assert errors[f"error_encoded_{case}"] == "NO ERROR", case
 
 
 def test_saved_model_cli_lists_documented_signatures(exported):
