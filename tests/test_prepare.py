@@ -167,6 +167,8 @@ def test_assign_splits_identity_random_and_folder():
     layout = [prepare.Item(os.path.join(s, f"{i}.jpg"), "") for s in ("train", "test") for i in range(3)]
     by_folder, mode = prepare.assign_splits(layout, "auto", 0.1, seed=0)
     assert mode == "folder" and [it.split for it in by_folder] == ["train"] * 3 + ["test"] * 3
+    only_train = [prepare.Item(f"train/{i}", f"id{i}") for i in range(10)]  # e.g. TFDS lfw: one split
+    assert prepare.assign_splits(only_train, "auto", 0.2, seed=0)[1] == "identity"
 
 
 def test_interrupted_run_resumes_without_duplicates(tmp_path, monkeypatch):
@@ -256,7 +258,8 @@ def test_tfds_input_from_a_locally_built_dataset(tmp_path):
     options = prepare.PrepareOptions(size=64, tfds_data_dir=str(tmp_path / "tfds"), test_fraction=0.5, workers=1)
     manifest = prepare.prepare("tfds:tiny_faces", out, options, progress=False)
     assert manifest["source"] == {"kind": "tfds", "labels": "tfds", "photos": 4}
-    assert manifest["counts"]["faces_written"] == 4 and manifest["identities_in_several_splits"] == 0
+    assert manifest["counts"]["faces_written"] == 4 and manifest["split_mode"] == "identity"
+    assert set(manifest["splits"]) == {"train", "test"} and manifest["identities_in_several_splits"] == 0
     labels = {ex["source"].decode(): ex["identity"].decode() for _, ex in all_records(out)[1]}
     assert sorted(labels.values()) == ["Bill_Gates"] * 2 + ["Fidel_Castro"] * 2
     with pytest.raises(ValueError, match="not prepared"):
