@@ -202,6 +202,20 @@ def test_interrupted_run_resumes_without_duplicates(tmp_path, monkeypatch):
     assert set(sources.values()) == {1} and manifest["counts"]["faces_written"] == 32
 
 
+def test_an_unexpected_error_skips_only_that_photo(tmp_path, monkeypatch):
+    real = photos.decode_photo
+
+    def broken_for_gates(data, **kw):
+        if data == open(os.path.join(LFW, "Bill_Gates", "Bill_Gates_0002.jpg"), "rb").read():
+            raise RuntimeError("simulated decoder bug")
+        return real(data, **kw)
+
+    monkeypatch.setattr(photos, "decode_photo", broken_for_gates)
+    manifest = prepare.prepare(LFW, str(tmp_path / "out"), prepare.PrepareOptions(size=64, workers=1), progress=False)
+    assert manifest["skipped_files"] == {"error": ["Bill_Gates/Bill_Gates_0002.jpg: RuntimeError: simulated decoder bug"]}
+    assert manifest["counts"]["faces_written"] == 3
+
+
 def test_resume_with_other_options_is_refused(tmp_path):
     out = str(tmp_path / "out")
     prepare.prepare(LFW, out, prepare.PrepareOptions(size=64, workers=1), progress=False)
