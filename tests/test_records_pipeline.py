@@ -46,7 +46,7 @@ def test_example_round_trip_keeps_every_field():
     np.testing.assert_array_equal(records.decode_face(tf.constant(parsed["image"])).numpy(), pixels)
 
 
-def test_write_shard_is_atomic(tmp_path, monkeypatch):
+def test_write_shard_is_atomic(tmp_path):
     path = str(tmp_path / "train-00000.tfrecord")
 
     def failing():
@@ -164,7 +164,7 @@ def test_eval_is_fixed_order_unaugmented_and_complete(prepared):
     assert limited == 4
 
 
-def test_missing_split_is_a_clear_error(prepared, tmp_path):
+def test_missing_split_is_a_clear_error(prepared):
     out, _ = prepared
     with pytest.raises(ValueError, match="no 'validation' faces"):
         shards.split_files(out, "validation")

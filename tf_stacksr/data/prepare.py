@@ -136,7 +136,6 @@ class FolderSource:
             raise ValueError(f"--input={root!r}: no photos ({', '.join(IMAGE_EXTENSIONS)}) found")
         keys.sort()
         self.labels = options.labels
-        labels: dict[str, str] = {}
         identity_file = options.identity_file or next((os.path.join(root, n) for n in IDENTITY_FILES if os.path.isfile(os.path.join(root, n))), "")
         if self.labels in ("auto", "file") and identity_file:
             labels = read_identity_file(identity_file)
