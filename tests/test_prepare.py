@@ -167,6 +167,8 @@ def test_assign_splits_identity_random_and_folder():
     layout = [prepare.Item(os.path.join(s, f"{i}.jpg"), "") for s in ("train", "test") for i in range(3)]
     by_folder, mode = prepare.assign_splits(layout, "auto", 0.1, seed=0)
     assert mode == "folder" and [it.split for it in by_folder] == ["train"] * 3 + ["test"] * 3
+    only_train = [prepare.Item(f"train/{i}", f"id{i}") for i in range(10)]  # e.g. TFDS lfw: one split
+    assert prepare.assign_splits(only_train, "auto", 0.2, seed=0)[1] == "identity"
 
 
 def test_interrupted_run_resumes_without_duplicates(tmp_path, monkeypatch):
@@ -198,6 +200,28 @@ def test_interrupted_run_resumes_without_duplicates(tmp_path, monkeypatch):
     sources = collections.Counter(ex["source"].decode() for _, ex in all_records(out)[1])
     assert sorted(sources) == sorted(os.path.basename(p) for p in glob.glob(os.path.join(CELEBA, "*.jpg")))
     assert set(sources.values()) == {1} and manifest["counts"]["faces_written"] == 32
+    # Byte for byte what an uninterrupted run writes.
+    monkeypatch.setattr(prepare, "process_photo", real)
+    clean = str(tmp_path / "clean")
+    prepare.prepare(CELEBA, clean, options, progress=False)
+    shard_files = sorted(n for n in os.listdir(clean) if n.endswith(".tfrecord"))
+    assert shard_files == sorted(n for n in os.listdir(out) if n.endswith(".tfrecord"))
+    for name in shard_files:
+        assert open(os.path.join(out, name), "rb").read() == open(os.path.join(clean, name), "rb").read(), name
+
+
+def test_an_unexpected_error_skips_only_that_photo(tmp_path, monkeypatch):
+    real = photos.decode_photo
+
+    def broken_for_gates(data, **kw):
+        if data == open(os.path.join(LFW, "Bill_Gates", "Bill_Gates_0002.jpg"), "rb").read():
+            raise RuntimeError("simulated decoder bug")
+        return real(data, **kw)
+
+    monkeypatch.setattr(photos, "decode_photo", broken_for_gates)
+    manifest = prepare.prepare(LFW, str(tmp_path / "out"), prepare.PrepareOptions(size=64, workers=1), progress=False)
+    assert manifest["skipped_files"] == {"error": ["Bill_Gates/Bill_Gates_0002.jpg: RuntimeError: simulated decoder bug"]}
+    assert manifest["counts"]["faces_written"] == 3
 
 
 def test_resume_with_other_options_is_refused(tmp_path):
@@ -226,8 +250,8 @@ def test_cli_on_lfw_person_folders_with_png_dump(tmp_path):
     manifest = json.load(open(out / "manifest.json"))
     assert manifest["source"]["labels"] == "folder" and manifest["counts"]["faces_written"] == 4
     people = {s: {ex["identity"].decode() for sp, ex in all_records(str(out))[1] if sp == s} for s in manifest["splits"]}
-    assert people == {"train": {people["train"].copy().pop()}, "test": {people["test"].copy().pop()}}
-    assert people["train"] != people["test"]
+    assert set(people) == {"train", "test"} and all(len(names) == 1 for names in people.values())
+    assert people["train"] != people["test"]  # one person each, never the same one
     dumped = sorted(glob.glob(str(out / "png" / "*" / "*.png")))
     assert len(dumped) == 4 and cv2.imread(dumped[0]).shape == (64, 64, 3)
 
@@ -256,7 +280,8 @@ def test_tfds_input_from_a_locally_built_dataset(tmp_path):
     options = prepare.PrepareOptions(size=64, tfds_data_dir=str(tmp_path / "tfds"), test_fraction=0.5, workers=1)
     manifest = prepare.prepare("tfds:tiny_faces", out, options, progress=False)
     assert manifest["source"] == {"kind": "tfds", "labels": "tfds", "photos": 4}
-    assert manifest["counts"]["faces_written"] == 4 and manifest["identities_in_several_splits"] == 0
+    assert manifest["counts"]["faces_written"] == 4 and manifest["split_mode"] == "identity"
+    assert set(manifest["splits"]) == {"train", "test"} and manifest["identities_in_several_splits"] == 0
     labels = {ex["source"].decode(): ex["identity"].decode() for _, ex in all_records(out)[1]}
     assert sorted(labels.values()) == ["Bill_Gates"] * 2 + ["Fidel_Castro"] * 2
     with pytest.raises(ValueError, match="not prepared"):

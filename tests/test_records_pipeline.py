@@ -46,7 +46,7 @@ def test_example_round_trip_keeps_every_field():
     np.testing.assert_array_equal(records.decode_face(tf.constant(parsed["image"])).numpy(), pixels)
 
 
-def test_write_shard_is_atomic(tmp_path, monkeypatch):
+def test_write_shard_is_atomic(tmp_path):
     path = str(tmp_path / "train-00000.tfrecord")
 
     def failing():
@@ -164,7 +164,7 @@ def test_eval_is_fixed_order_unaugmented_and_complete(prepared):
     assert limited == 4
 
 
-def test_missing_split_is_a_clear_error(prepared, tmp_path):
+def test_missing_split_is_a_clear_error(prepared):
     out, _ = prepared
     with pytest.raises(ValueError, match="no 'validation' faces"):
         shards.split_files(out, "validation")
@@ -190,3 +190,15 @@ def test_realistic_degradation_is_deterministic_and_keeps_clean_targets(prepared
     assert np.abs(as_uint8(lr) - reference.numpy().astype(np.int32)).max() <= 1
     with pytest.raises(ValueError, match="jpeg_quality"):
         degrade.Degradation(jpeg_quality=(50, 120))
+
+
+def test_training_entry_reads_prepared_shards(prepared, tmp_path):
+    """train_lib.train on a shard folder: train split for steps, test split for validation."""
+    from conftest import tiny_config
+    from tf_stacksr import train_lib
+
+    out, _ = prepared
+    cfg = tiny_config(tmp_path / "run", data_dir=out, train_steps=2, log_every=1, sample_every=2, save_every=2)
+    terms = train_lib.train(cfg)
+    assert np.isfinite(terms["g_total"]) and os.path.isdir(tmp_path / "run" / "checkpoints")
+    assert os.listdir(tmp_path / "run" / "samples") == ["step_0000002.png"]

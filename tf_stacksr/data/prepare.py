@@ -17,8 +17,11 @@ and never duplicates a face.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import functools
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -133,7 +136,6 @@ class FolderSource:
             raise ValueError(f"--input={root!r}: no photos ({', '.join(IMAGE_EXTENSIONS)}) found")
         keys.sort()
         self.labels = options.labels
-        labels: dict[str, str] = {}
         identity_file = options.identity_file or next((os.path.join(root, n) for n in IDENTITY_FILES if os.path.isfile(os.path.join(root, n))), "")
         if self.labels in ("auto", "file") and identity_file:
             labels = read_identity_file(identity_file)
@@ -230,6 +232,7 @@ def read_identity_file(path: str) -> dict[str, str]:
 
 
 def _has_split_folders(keys: Sequence[str]) -> bool:
+    """Every photo under train/, test/, val/... (TFDS keys are `split/index`, so they qualify)."""
     return all(k.split(os.sep)[0] in FOLDER_SPLITS for k in keys)
 
 
@@ -240,11 +243,13 @@ def assign_splits(items: Sequence[Item], mode: str, test_fraction: float, seed: 
     folder: the top folder (train/test/val...) as given. identity: whole identities go to
     test, in a seeded order, until it holds `test_fraction` of the items (no person in two
     splits; unlabelled items count as their own identity). random: a seeded item split.
-    auto: folder if every photo sits under train/test/..., else identity if labelled, else random.
+    auto: folder if every photo sits under train/test/... and there are at least two of them,
+    else identity if labelled, else random.
     """
     keys = [it.key for it in items]
     if mode == "auto":
-        mode = "folder" if _has_split_folders(keys) else "identity" if any(it.identity for it in items) else "random"
+        several = len({k.split(os.sep)[0] for k in keys}) > 1
+        mode = "folder" if several and _has_split_folders(keys) else "identity" if any(it.identity for it in items) else "random"
     if mode == "folder":
         if not _has_split_folders(keys):
             raise ValueError(f"--split=folder: expected every photo under one of {FOLDER_SPLITS}/")
@@ -448,30 +453,24 @@ def prepare(spec: str, output: str, options: PrepareOptions = PrepareOptions(), 
     n_shards = -(-len(items) // options.shard_size)
     pending = [s for s in range(n_shards) if not os.path.isfile(_shard_stats_path(output, s))]
     indices = [i for s in pending for i in range(s * options.shard_size, min(len(items), (s + 1) * options.shard_size))]
-    tasks = ((i, payload, options) for i, payload in source.payloads(indices))
+    payloads = source.payloads(indices)
     workers = options.workers or os.cpu_count() or 1
     bar = tqdm(total=len(indices), desc=f"aligning {os.path.basename(os.path.normpath(spec))}", unit="photo", disable=not progress)
-    buffer: list[dict[str, Any]] = []
-    shard_iter = iter(pending)
-    shard = next(shard_iter, None)
-
-    def consume(result: dict[str, Any]) -> None:
-        nonlocal shard
-        buffer.append(result)
-        bar.update(1)
-        lo, hi = shard * options.shard_size, min(len(items), (shard + 1) * options.shard_size)
-        if len(buffer) == hi - lo:
-            _finish_shard(output, shard, items[lo:hi], buffer, options)
-            buffer.clear()
-            shard = next(shard_iter, None)
-
-    if workers == 1:
-        _init_worker(options)
-        for task in tasks:
-            consume(process_photo(task))
-    else:
-        with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(options,)) as pool:
-            for result in pool.imap(process_photo, tasks, chunksize=4):
-                consume(result)
+    with contextlib.ExitStack() as stack:
+        if workers == 1:
+            _init_worker(options)
+            run = map
+        else:
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(options,)))
+            run = functools.partial(pool.imap, chunksize=4)
+        for shard in pending:
+            # One shard in flight at a time: a stream source (TFDS) is never read far ahead.
+            lo, hi = shard * options.shard_size, min(len(items), (shard + 1) * options.shard_size)
+            tasks = [(i, payload, options) for i, payload in itertools.islice(payloads, hi - lo)]
+            results = []
+            for result in run(process_photo, tasks):
+                results.append(result)
+                bar.update(1)
+            _finish_shard(output, shard, items[lo:hi], results, options)
     bar.close()
     return _write_manifest(output, spec, source, items, split_mode, options, time.time() - start)

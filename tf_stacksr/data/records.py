@@ -61,7 +61,8 @@ def encode_example(
         "score": _floats([score]),
         "size": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(size)])),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic: map fields in key order, so the same faces give byte-identical shards.
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def write_shard(path: str, serialized_examples: Iterable[bytes]) -> int:
