@@ -24,7 +24,7 @@ def test_stage_sizes(hr_size, scale, stages):
     (dict(scale=3), "--scale"), (dict(scale=1), "--scale"), (dict(scale=6), "--scale"),
     (dict(hr_size=100, scale=8), "--hr_size"), (dict(hr_size=96, scale=4), "--hr_size"),
     (dict(res_blocks=0), "--res_blocks"), (dict(res_kernel=2), "--res_kernel"),
-    (dict(lambda_l1=-1.0), "--lambda_l1"), (dict(norm="layer"), "--norm"),
+    (dict(lambda_l1=-1.0), "--lambda_l1"), (dict(norm="layer"), "--norm"), (dict(degradation="jpeg"), "--degradation"),
     (dict(model_dir=""), "--model_dir"),
 ])
 def test_bad_values_name_the_flag(changes, flag):

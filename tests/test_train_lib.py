@@ -119,3 +119,12 @@ def test_init_from_copies_generator_only(tmp_path):
     assert int(gan.g_opt.iterations.numpy()) == 0
     with pytest.raises(ValueError, match="--up_filters"):
         train_lib.Trainer(tiny_config(tmp_path / "other", up_filters=16, init_from=str(tmp_path / "psnr"))).restore()
+
+
+def test_realistic_degradation_changes_only_the_inputs(tmp_path):
+    clean = train_lib.Trainer(tiny_config(tmp_path / "a"))
+    rough = train_lib.Trainer(tiny_config(tmp_path / "b", degradation="realistic"))
+    (x_clean, t_clean), (x_rough, t_rough) = next(iter(clean.dataset(0))), next(iter(rough.dataset(0)))
+    for a, b in zip(t_clean, t_rough):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert np.abs(x_clean.numpy() - x_rough.numpy()).mean() > 1e-3

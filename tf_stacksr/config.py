@@ -18,6 +18,7 @@ from absl import flags
 _NORMS = ("instance", "batch", "none")
 _STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 _PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+_DEGRADATIONS = ("bicubic", "realistic")
 
 
 def _opt(default: Any, help_text: str, **extra: Any) -> Any:
@@ -32,6 +33,7 @@ class Config:
     data_dir: str = _opt("", "Folder of face images (searched recursively) or of prepared TFRecord shards.")
     hr_size: int = _opt(64, "High-resolution (output) size in pixels; the input A is the LR face bicubic-upscaled to this size.")
     scale: int = _opt(4, "Super-resolution factor, a power of two >= 2; one upsampling stage per factor of 2.")
+    degradation: str = _opt("bicubic", "How training LR inputs are made: bicubic (the paper) or realistic (random blur, noise and JPEG; see docs/data.md).", choices=_DEGRADATIONS)
     # Generator.
     res_blocks: int = _opt(4, "m: residual structures per upsampling stage (paper: 4).")
     res_convs: int = _opt(4, "n: convolutions in each residual structure (paper: 4).")
@@ -112,6 +114,8 @@ class Config:
             fail("lr_decay_start", self.lr_decay_start, "a fraction in [0, 1]")
         if self.norm not in _NORMS:
             fail("norm", self.norm, " or ".join(_NORMS))
+        if self.degradation not in _DEGRADATIONS:
+            fail("degradation", self.degradation, " or ".join(_DEGRADATIONS))
         if self.strategy not in _STRATEGIES:
             fail("strategy", self.strategy, " or ".join(_STRATEGIES))
         if self.mixed_precision not in _PRECISIONS:

@@ -24,7 +24,7 @@ from absl import logging
 from tf_stacksr import config as config_lib
 from tf_stacksr import distribute, losses, visualize
 from tf_stacksr.config import Config
-from tf_stacksr.data import pipeline
+from tf_stacksr.data import degrade, pipeline
 from tf_stacksr.networks import build_discriminators, build_generator
 from tf_stacksr.networks.stacked import stage_name
 
@@ -188,7 +188,8 @@ class Trainer:
         cfg = self.cfg
         return self.strategy.distribute_datasets_from_function(
             lambda ctx: pipeline.training_dataset(cfg.data_dir, cfg.stage_sizes, global_batch_size=cfg.batch_size,
-                                                  seed=cfg.seed, start_step=start_step, input_context=ctx))
+                                                  seed=cfg.seed, start_step=start_step, input_context=ctx,
+                                                  degradation=degrade.Degradation() if cfg.degradation == "realistic" else None))
 
     def learning_rates(self) -> dict[str, float]:
         rates = {"lr/generator": float(self.g_opt.learning_rate)}
