@@ -49,7 +49,8 @@ class Config:
     adv_weight: float = _opt(1.0, "Weight of the adversarial terms; 0 trains the PSNR-oriented model (L1 only, no discriminators updated).")
     bb_weight: float = _opt(1.0, "Weight of the paper's L_BB' term (stage-1 pair conditioned on the LR ground truth).")
     # Optimisation.
-    batch_size: int = _opt(16, "Global batch size (split over replicas).")
+    batch_size: int = _opt(16, "Global batch size (split over replicas); ignored when --per_replica_batch_size is set.")
+    per_replica_batch_size: int = _opt(0, "Batch size per replica; when > 0 the global batch is this times the replicas in sync (all workers).")
     g_lr: float = _opt(2e-4, "Generator Adam learning rate.")
     d_lr: float = _opt(2e-4, "Discriminator Adam learning rate.")
     beta1: float = _opt(0.5, "Adam beta1.")
@@ -103,6 +104,8 @@ class Config:
                      "keep_checkpoints", "log_every", "sample_every", "num_samples"):
             if getattr(self, name) < 1:
                 fail(name, getattr(self, name), "an integer >= 1")
+        if self.per_replica_batch_size < 0:
+            fail("per_replica_batch_size", self.per_replica_batch_size, "0 (use --batch_size) or a batch size >= 1")
         if self.res_kernel % 2 == 0:
             fail("res_kernel", self.res_kernel, "an odd kernel size")
         for name in ("lambda_l1", "adv_weight", "bb_weight", "g_lr", "d_lr"):

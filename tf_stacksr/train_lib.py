@@ -71,12 +71,11 @@ class Trainer:
     """Networks, optimisers, checkpoint and the train step of one run."""
 
     def __init__(self, cfg: Config, strategy: tf.distribute.Strategy | None = None):
-        self.cfg = cfg
         distribute.apply_precision_policy(cfg)
         self.strategy = strategy or distribute.make_strategy(cfg)
-        replicas = self.strategy.num_replicas_in_sync
-        if cfg.batch_size % replicas:
-            raise ValueError(f"--batch_size={cfg.batch_size}: expected a multiple of the {replicas} replicas")
+        # From here on cfg.batch_size is the global batch, whichever batch flag was given.
+        self.cfg = cfg = cfg.replace(batch_size=distribute.global_batch_size(cfg, self.strategy))
+        self.is_chief = distribute.is_chief(self.strategy)
         self.adversarial = cfg.adv_weight > 0
         keras.utils.set_random_seed(cfg.seed)
         decay_start = int(cfg.lr_decay_start * cfg.train_steps)
@@ -98,13 +97,14 @@ class Trainer:
                 trackables.update(discriminators=self.discriminators, d_opt=self.d_opt)
             self.checkpoint = tf.train.Checkpoint(**trackables)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(cfg.model_dir, "checkpoints"), max_to_keep=cfg.keep_checkpoints)
+            self.checkpoint, distribute.checkpoint_write_dir(cfg.model_dir, self.strategy),
+            max_to_keep=cfg.keep_checkpoints)
         self._compute = tf.function(self._losses_and_grads, jit_compile=cfg.jit_compile)
 
     # ---- checkpoints ---------------------------------------------------------------------
     def restore(self) -> int:
-        """Restore the latest checkpoint if there is one; returns the step to continue from."""
-        latest = self.manager.latest_checkpoint
+        """Restore the chief's latest checkpoint if there is one; returns the step to continue from."""
+        latest = tf.train.latest_checkpoint(distribute.chief_checkpoint_dir(self.cfg.model_dir))
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.info("Resumed from %s (step %d)", latest, int(self.step.numpy()))
@@ -122,7 +122,13 @@ class Trainer:
         logging.info("Generator initialised from %s", source)
 
     def save(self) -> str:
-        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        """Every worker saves (it may take part in collectives); returns the chief's checkpoint path.
+
+        A non-chief worker's copy goes to its temp folder, deleted right away.
+        """
+        written = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        distribute.remove_worker_temp_dir(self.cfg.model_dir, self.strategy)
+        return os.path.join(distribute.chief_checkpoint_dir(self.cfg.model_dir), os.path.basename(written))
 
     # ---- the step ------------------------------------------------------------------------
     def _losses_and_grads(self, inputs, targets):
@@ -227,8 +233,10 @@ def train(cfg: Config, strategy: tf.distribute.Strategy | None = None) -> dict[s
     cfg.check_data_dir()
     check_resumable(cfg, cfg.model_dir)
     trainer = Trainer(cfg, strategy)
+    cfg = trainer.cfg
     os.makedirs(cfg.model_dir, exist_ok=True)
-    config_lib.save_json(cfg, os.path.join(cfg.model_dir, "config.json"))
+    if trainer.is_chief:
+        config_lib.save_json(cfg, os.path.join(cfg.model_dir, "config.json"))
     start = trainer.restore()
     if start >= cfg.train_steps:
         logging.info("Already at step %d of %d: nothing to do.", start, cfg.train_steps)
@@ -236,7 +244,8 @@ def train(cfg: Config, strategy: tf.distribute.Strategy | None = None) -> dict[s
     val_inputs, val_targets = next(iter(pipeline.eval_dataset(cfg.data_dir, cfg.stage_sizes, batch_size=cfg.num_samples,
                                                               limit=cfg.num_samples)))
     iterator = iter(trainer.dataset(start))
-    writer = tf.summary.create_file_writer(os.path.join(cfg.model_dir, "train"))
+    writer = (tf.summary.create_file_writer(os.path.join(cfg.model_dir, "train")) if trainer.is_chief
+              else tf.summary.create_noop_writer())
     last: dict[str, float] = {}
     t_log, s_log = time.perf_counter(), start
     with writer.as_default():
@@ -246,7 +255,7 @@ def train(cfg: Config, strategy: tf.distribute.Strategy | None = None) -> dict[s
             if bad:
                 raise NonFiniteLossError(
                     f"non-finite loss at step {step}: " + ", ".join(f"{k}={terms[k]}" for k in bad)
-                    + f"; last good checkpoint: {trainer.manager.latest_checkpoint}")
+                    + f"; last good checkpoint: {tf.train.latest_checkpoint(distribute.chief_checkpoint_dir(cfg.model_dir))}")
             last = terms
             if step % cfg.log_every == 0 or step == cfg.train_steps:
                 now = time.perf_counter()
@@ -259,7 +268,7 @@ def train(cfg: Config, strategy: tf.distribute.Strategy | None = None) -> dict[s
                              " ".join(f"{v:.4f}" for k, v in terms.items() if k.startswith("l1/")),
                              _format_eta((cfg.train_steps - step) / max(rate, 1e-9)))
                 t_log, s_log = now, step
-            if step % cfg.sample_every == 0 or step == cfg.train_steps:
+            if trainer.is_chief and (step % cfg.sample_every == 0 or step == cfg.train_steps):
                 val_psnr = write_samples(trainer, val_inputs, val_targets, step)
                 tf.summary.scalar("val/psnr", val_psnr, step=step)
                 logging.info("step %d | validation PSNR %.2f dB (bicubic input %.2f dB)", step, val_psnr,
