@@ -89,36 +89,43 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def _train_two_workers(model_dir: str, train_steps: int) -> list[str]:
-    """Run `python -m tf_stacksr.train --strategy=multi_worker` as workers 0 and 1; returns their logs."""
+def _train_two_workers(model_dir: str, train_steps: int, log_dir) -> list[str]:
+    """Run `python -m tf_stacksr.train --strategy=multi_worker` as workers 0 and 1; returns their logs.
+
+    Logs go to files, not pipes: a worker blocked on a full pipe would stall the other one in
+    its next collective.
+    """
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
     flags = TINY_FLAGS + [f"--model_dir={model_dir}", f"--train_steps={train_steps}", "--strategy=multi_worker",
                           "--save_every=2", "--log_every=1", "--sample_every=100"]
-    procs = [subprocess.Popen([sys.executable, "-m", "tf_stacksr.train", *flags], cwd=REPO, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              env={**os.environ, "PYTHONPATH": REPO,
-                                   "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
-             for i in range(2)]
-    logs = []
-    for i, proc in enumerate(procs):
-        try:
-            logs.append(proc.communicate(timeout=240)[0])
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-        assert proc.returncode == 0, f"worker {i} failed:\n{logs[-1][-4000:]}"
+    log_paths = [log_dir / f"worker{i}_to_step{train_steps}.log" for i in range(2)]
+    procs = []
+    for i, log_path in enumerate(log_paths):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+        with open(log_path, "w") as log:
+            procs.append(subprocess.Popen([sys.executable, "-m", "tf_stacksr.train", *flags], cwd=REPO, stdout=log,
+                                          stderr=subprocess.STDOUT,
+                                          env={**os.environ, "PYTHONPATH": REPO, "TF_CONFIG": tf_config}))
+    try:
+        codes = [proc.wait(timeout=240) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    logs = [path.read_text() for path in log_paths]
+    for i, (code, log) in enumerate(zip(codes, logs)):
+        assert code == 0, f"worker {i} failed:\n{log[-4000:]}"
     return logs
 
 
 def test_multi_worker_trains_saves_on_chief_and_resumes(tmp_path):
     model_dir = str(tmp_path / "run")
-    _train_two_workers(model_dir, train_steps=2)
+    _train_two_workers(model_dir, train_steps=2, log_dir=tmp_path)
     assert sorted(os.listdir(model_dir)) == ["checkpoints", "config.json", "samples", "train"], \
         "a non-chief worker left its temp folder (or wrote into the chief's files)"
     assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-2")
 
-    logs = _train_two_workers(model_dir, train_steps=3)  # both workers resume from the chief's ckpt-2
+    logs = _train_two_workers(model_dir, train_steps=3, log_dir=tmp_path)  # both workers resume from the chief's ckpt-2
     for log in logs:
         assert "Resumed from" in log and "ckpt-2 (step 2)" in log, log[-3000:]
     assert not any(name.startswith("workertemp") for name in os.listdir(model_dir))
