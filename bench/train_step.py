@@ -1,0 +1,213 @@
+"""Train-step speed: images/s and achieved GFLOP/s, as a fraction of this machine's matmul GFLOP/s.
+
+    nice python bench/train_step.py [--steps 8] [--batch 8] [--widths quickstart] [--profile]
+
+Everything is measured in one run, so the ratios hold even on a busy shared machine:
+- matmul GFLOP/s: a float32 2048x2048 matmul in a tf.function, timed before and after the
+  train steps (the better of the two is the reference: a busy neighbour only lowers it);
+- per config and per XLA setting: the full train step (generator, discriminators, both Adam
+  updates) on one fixed in-memory batch, so JPEG decoding does not compete for the cores;
+- step FLOPs are counted on the traced graph of the forward + backward pass (`Trainer._compute`):
+  2 x multiply-adds of every Conv2D, Conv2DBackpropInput, Conv2DBackpropFilter and MatMul op
+  that the outputs depend on (gradients nobody uses are pruned before running), from their
+  static shapes. Normalisation, activations, losses and the optimiser update are
+  not counted (the usual model-FLOPs convention), so GFLOP/s means useful convolution work.
+- `--profile` adds the share of step time per TensorFlow op type (from a profiler trace), to
+  see what keeps the step below the matmul rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tf_stacksr.config import Config  # noqa: E402
+from tf_stacksr.data import pairs  # noqa: E402
+from tf_stacksr.train_lib import Trainer  # noqa: E402
+
+FACES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "fixtures", "celeba")
+CONFIGS = {"16->64": dict(hr_size=64, scale=4), "32->128": dict(hr_size=128, scale=4)}
+WIDTHS = {
+    "quickstart": dict(unet_filters=32, unet_max_filters=128, up_filters=32, disc_filters=32),
+    "paper": dict(unet_filters=64, unet_max_filters=512, up_filters=64, disc_filters=64),
+}
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """Best-of-`repeats` float32 n x n matmul rate (GFLOP/s) on the default device."""
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+    matmul = tf.function(lambda x, y: tf.reduce_sum(tf.linalg.matmul(x, y)))
+    matmul(a, b).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def _static(shape) -> list[int]:
+    return [int(d) for d in shape]
+
+
+def op_flops(op: tf.Operation) -> int:
+    """2 x multiply-adds of one conv or matmul op (0 for every other op)."""
+    if op.type == "Conv2D":
+        kh, kw, cin, _ = _static(op.inputs[1].shape)
+        return 2 * int(np.prod(_static(op.outputs[0].shape))) * kh * kw * cin
+    if op.type in ("Conv2DBackpropInput", "Conv2DBackpropFilter"):
+        # Both are a full conv over out_backprop [N, Ho, Wo, Cout] with the [kh, kw, Cin, Cout] filter
+        # (an input of BackpropInput, the output of BackpropFilter).
+        kernel = op.inputs[1] if op.type == "Conv2DBackpropInput" else op.outputs[0]
+        kh, kw, cin, _ = _static(kernel.shape)
+        return 2 * int(np.prod(_static(op.inputs[2].shape))) * kh * kw * cin
+    if op.type == "MatMul":
+        a, b = _static(op.inputs[0].shape), _static(op.inputs[1].shape)
+        m, k = (a[1], a[0]) if op.get_attr("transpose_a") else (a[0], a[1])
+        n = b[0] if op.get_attr("transpose_b") else b[1]
+        return 2 * m * n * k
+    return 0
+
+
+def live_ops(graph) -> set[str]:
+    """Names of the ops the function's outputs depend on: the rest is pruned before it runs."""
+    live, stack = set(), [t.op for t in graph.outputs]
+    while stack:
+        op = stack.pop()
+        if op.name in live:
+            continue
+        live.add(op.name)
+        stack.extend(t.op for t in op.inputs)
+        stack.extend(op.control_inputs)
+    return live
+
+
+def fixed_batch(cfg: Config):
+    """One real batch (fixture faces tiled to the batch size), made as in training."""
+    files = sorted(glob.glob(os.path.join(FACES, "*.jpg")))
+    from tf_stacksr.data.pipeline import load_face
+    faces = tf.stack([load_face(tf.constant(files[i % len(files)]), cfg.hr_size) for i in range(cfg.batch_size)])
+    ex = pairs.make_pairs(faces, cfg.stage_sizes)
+    return ex["inputs"], ex["targets"]
+
+
+def time_train_step(trainer: Trainer, batch, steps: int) -> float:
+    """Median seconds per full train step (after two warm-up steps)."""
+    ds = tf.data.Dataset.from_tensors(batch).repeat()
+    iterator = iter(trainer.strategy.experimental_distribute_dataset(ds))
+    for _ in range(2):
+        trainer.train_step(iterator)["g_total"].numpy()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        trainer.train_step(iterator)["g_total"].numpy()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def step_flops(trainer: Trainer, batch) -> int:
+    """Conv/matmul FLOPs of one forward + backward pass, counting only ops that actually run."""
+    graph = trainer._compute.get_concrete_function(*batch).graph  # noqa: SLF001 (the step's own graph)
+    calls = sorted({op.type for op in graph.get_operations() if op.type.endswith("PartitionedCall")})
+    if calls:
+        raise RuntimeError(f"the step graph calls nested functions ({calls}): their FLOPs would be missed")
+    live = live_ops(graph)
+    return sum(op_flops(op) for op in graph.get_operations() if op.name in live)
+
+
+def profile_op_shares(trainer: Trainer, batch, steps: int = 3) -> list[tuple[str, float]]:
+    """Share of traced op time per TF op type over `steps` train steps (top 12)."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    ds = tf.data.Dataset.from_tensors(batch).repeat()
+    iterator = iter(trainer.strategy.experimental_distribute_dataset(ds))
+    trainer.train_step(iterator)["g_total"].numpy()
+    logdir = tempfile.mkdtemp(prefix="stacksr_profile_")
+    tf.profiler.experimental.start(logdir)
+    for _ in range(steps):
+        trainer.train_step(iterator)["g_total"].numpy()
+    tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    with open(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0], "rb") as fh:
+        space.ParseFromString(fh.read())
+    per_type: dict[str, float] = collections.Counter()
+    for plane in space.planes:
+        names = {k: m.name for k, m in plane.event_metadata.items()}
+        for line in plane.lines:
+            for event in line.events:
+                name = names.get(event.metadata_id, "")
+                if ":" not in name or "::" in name or name.startswith("__"):
+                    continue  # not a TF op event ("op_name:OpType"): executor and thread-pool markers
+                op_type = name.rsplit(":", 1)[1]
+                if op_type in ("StatefulPartitionedCall", "PartitionedCall", "While", "If") or op_type.startswith("__"):
+                    continue  # function calls: their ops are counted themselves
+                per_type[op_type] += event.duration_ps / 1e12
+    total = sum(per_type.values()) or 1.0
+    return [(k, v / total) for k, v in sorted(per_type.items(), key=lambda kv: -kv[1])[:12]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per setting (median reported)")
+    parser.add_argument("--batch", type=int, default=8, help="global batch size")
+    parser.add_argument("--widths", choices=sorted(WIDTHS), default="quickstart", help="network widths")
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
+    parser.add_argument("--profile", action="store_true", help="also print op-type time shares (16->64, no XLA)")
+    args = parser.parse_args()
+
+    reference = [matmul_gflops()]
+    rows = []
+    for name in args.configs:
+        for xla in (False, True):
+            cfg = Config(data_dir=FACES, model_dir=tempfile.mkdtemp(), batch_size=args.batch, strategy="one_device",
+                         jit_compile=xla, mixed_precision=args.precision, **CONFIGS[name], **WIDTHS[args.widths])
+            trainer = Trainer(cfg)
+            batch = fixed_batch(cfg)
+            flops = step_flops(trainer, batch)
+            seconds = time_train_step(trainer, batch, args.steps)
+            rows.append((name, xla, seconds, args.batch / seconds, flops / 1e9, flops / seconds / 1e9))
+            if args.profile and name == "16->64" and not xla:
+                shares = profile_op_shares(trainer, batch)
+    reference.append(matmul_gflops())
+    matmul = max(reference)
+
+    print(f"\ndevice: {cpu_name()} ({os.cpu_count()} cores visible), widths={args.widths}, batch={args.batch}, "
+          f"precision={args.precision}")
+    print(f"float32 matmul 2048^3: {matmul:.1f} GFLOP/s (before {reference[0]:.1f}, after {reference[1]:.1f})")
+    print(f"{'config':8} {'XLA':5} {'ms/step':>8} {'img/s':>7} {'GFLOP/step':>10} {'GFLOP/s':>8} {'of matmul':>9}")
+    for name, xla, seconds, ips, gflop, rate in rows:
+        print(f"{name:8} {str(xla):5} {seconds * 1e3:8.1f} {ips:7.1f} {gflop:10.2f} {rate:8.1f} {rate / matmul:9.1%}")
+    for name in args.configs:
+        plain, jit = [r for r in rows if r[0] == name]
+        print(f"{name}: XLA speedup {plain[2] / jit[2]:.2f}x")
+    if args.profile:
+        print("\nop-type share of traced op time (16->64, no XLA):")
+        for op_type, share in shares:
+            print(f"  {op_type:32} {share:6.1%}")
+
+
+def cpu_name() -> str:
+    """The device the step ran on: the GPU if there is one, else the CPU model."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    main()
