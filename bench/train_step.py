@@ -148,7 +148,7 @@ def profile_op_shares(trainer: Trainer, batch, steps: int = 3) -> list[tuple[str
                 name = names.get(event.metadata_id, "")
                 if ":" not in name or "::" in name or name.startswith("__"):
                     continue  # not a TF op event ("op_name:OpType"): executor and thread-pool markers
-                op_type = name.rsplit(":", 1)[1]
+                op_type = name.rsplit(":", 1)[1].strip()
                 if op_type in ("StatefulPartitionedCall", "PartitionedCall", "While", "If") or op_type.startswith("__"):
                     continue  # function calls: their ops are counted themselves
                 per_type[op_type] += event.duration_ps / 1e12

@@ -1,0 +1,87 @@
+"""Inference speed: faces/s of a trained generator vs plain bicubic resize, and peak memory.
+
+    nice python bench/inference.py [--model_dir runs/quickstart] [--batch 32] [--repeats 10]
+
+Both upscalers get the same uint8 LR faces (fixture faces, downscaled as in training) and
+return uint8 HR faces, each through one tf.function, so the ratio compares like with like:
+the generator path is `inference.Upscaler` (uint8 -> [-1, 1] -> bicubic -> generator -> uint8),
+the baseline is its first step alone (uint8 -> bicubic -> uint8). Times are the median of
+`--repeats` batches after a warm-up. Memory is the process's peak resident set size
+(`resource.getrusage`), read after setup, after the bicubic runs and after the generator
+runs; since the peak only grows, each step's increase is what that step needed on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from bench.train_step import cpu_name  # noqa: E402
+from tf_stacksr import inference  # noqa: E402
+from tf_stacksr.data import pairs  # noqa: E402
+from tf_stacksr.data.pipeline import load_face  # noqa: E402
+
+FACES = os.path.join(REPO, "tests", "fixtures", "celeba")
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def lr_faces(lr_size: int, hr_size: int, count: int) -> np.ndarray:
+    """`count` uint8 LR faces made from the fixtures exactly as training makes them."""
+    files = sorted(glob.glob(os.path.join(FACES, "*.jpg")))
+    hr = tf.stack([load_face(tf.constant(files[i % len(files)]), hr_size) for i in range(count)])
+    return pairs.float_to_uint8(pairs.downscale(hr, lr_size)).numpy()
+
+
+def faces_per_second(upscale, faces: np.ndarray, repeats: int) -> float:
+    upscale(faces)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        upscale(faces)
+        times.append(time.perf_counter() - t0)
+    return len(faces) / float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", default=os.path.join(REPO, "runs", "quickstart"),
+                        help="a training --model_dir (config.json + checkpoints), e.g. from configs/quickstart.flags")
+    parser.add_argument("--batch", type=int, default=32, help="faces per call")
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls (median reported)")
+    args = parser.parse_args()
+
+    upscaler = inference.load_upscaler(args.model_dir)
+    faces = lr_faces(upscaler.lr_size, upscaler.hr_size, args.batch)
+    bicubic = tf.function(lambda lr: pairs.float_to_uint8(pairs.upscale(pairs.uint8_to_float(lr), upscaler.hr_size)))
+    setup_mib = peak_rss_mib()
+
+    bicubic_rate = faces_per_second(lambda x: bicubic(tf.constant(x)).numpy(), faces, args.repeats)
+    bicubic_mib = peak_rss_mib()
+    model_rate = faces_per_second(upscaler, faces, args.repeats)
+    model_mib = peak_rss_mib()
+
+    cfg = upscaler.cfg
+    print(f"\ndevice: {cpu_name()} ({os.cpu_count()} cores visible)")
+    print(f"model: {args.model_dir} ({cfg.lr_size}->{cfg.hr_size}, unet {cfg.unet_filters}/{cfg.unet_max_filters}, "
+          f"up {cfg.up_filters}, {cfg.res_blocks}x{cfg.res_convs} residual convs), batch {args.batch}")
+    print(f"{'upscaler':22} {'faces/s':>9} {'peak RSS MiB':>13} {'(+ over previous)':>18}")
+    print(f"{'setup (TF, inputs)':22} {'':>9} {setup_mib:13.0f}")
+    print(f"{'bicubic resize':22} {bicubic_rate:9.1f} {bicubic_mib:13.0f} {bicubic_mib - setup_mib:+18.0f}")
+    print(f"{'generator (Upscaler)':22} {model_rate:9.1f} {model_mib:13.0f} {model_mib - bicubic_mib:+18.0f}")
+    print(f"generator / bicubic speed: {model_rate / bicubic_rate:.4f} ({bicubic_rate / model_rate:.0f}x slower)")
+
+
+if __name__ == "__main__":
+    main()
