@@ -181,3 +181,20 @@ def test_mixed_float16_skips_a_non_finite_step(tmp_path, restore_float32_policy)
 
     trainer.train_step(_fixed_batches(trainer, inputs, targets))  # a finite step does update them
     assert not all(np.array_equal(a, b) for a, b in zip(after, all_vars()))
+
+
+class _Replicas:
+    """Stands in for a strategy where only the replica count matters."""
+
+    def __init__(self, n: int):
+        self.num_replicas_in_sync = n
+
+
+def test_global_batch_from_either_batch_flag():
+    from tf_stacksr.distribute import global_batch_size
+    assert global_batch_size(Config(**TINY), _Replicas(2)) == 4
+    assert global_batch_size(Config(**{**TINY, "per_replica_batch_size": 3}), _Replicas(2)) == 6
+    with pytest.raises(ValueError, match="--batch_size=4: expected a multiple of the 3 replicas"):
+        global_batch_size(Config(**TINY), _Replicas(3))
+    with pytest.raises(ValueError, match="--per_replica_batch_size=-1"):
+        Config(**{**TINY, "per_replica_batch_size": -1})
