@@ -1,14 +1,16 @@
-"""Inference speed: faces/s of a trained generator vs plain bicubic resize, and peak memory.
+"""Inference speed: faces/s of a trained generator (Keras and SavedModel) vs bicubic, and peak memory.
 
     nice python bench/inference.py [--model_dir runs/quickstart] [--batch 32] [--repeats 10]
 
 Both upscalers get the same uint8 LR faces (fixture faces, downscaled as in training) and
 return uint8 HR faces, each through one tf.function, so the ratio compares like with like:
-the generator path is `inference.Upscaler` (uint8 -> [-1, 1] -> bicubic -> generator -> uint8),
-the baseline is its first step alone (uint8 -> bicubic -> uint8). Times are the median of
-`--repeats` batches after a warm-up. Memory is the process's peak resident set size
-(`resource.getrusage`), read after setup, after the bicubic runs and after the generator
-runs; since the peak only grows, each step's increase is what that step needed on top.
+the generator paths are `inference.Upscaler` (uint8 -> [-1, 1] -> bicubic -> generator -> uint8)
+and the SavedModel that `export_lib.export` writes of the same model (to a temporary folder),
+run through its `serving_default` signature; the baseline is their first step alone
+(uint8 -> bicubic -> uint8). Times are the median of `--repeats` batches after a warm-up.
+Memory is the process's peak resident set size (`resource.getrusage`), read after setup and
+after each upscaler's runs (the SavedModel's row includes exporting and loading it); since the
+peak only grows, each row's increase is what that step needed on top.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import glob
 import os
 import resource
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -26,7 +29,7 @@ import tensorflow as tf
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from bench.train_step import cpu_name  # noqa: E402
-from tf_stacksr import inference  # noqa: E402
+from tf_stacksr import export_lib, inference  # noqa: E402
 from tf_stacksr.data import pairs  # noqa: E402
 from tf_stacksr.data.pipeline import load_face  # noqa: E402
 
@@ -71,6 +74,10 @@ def main() -> None:
     bicubic_mib = peak_rss_mib()
     model_rate = faces_per_second(upscaler, faces, args.repeats)
     model_mib = peak_rss_mib()
+    with tempfile.TemporaryDirectory() as tmp:
+        export_lib.export(args.model_dir, os.path.join(tmp, "1"))
+        saved_rate = faces_per_second(inference.load_upscaler(os.path.join(tmp, "1")), faces, args.repeats)
+    saved_mib = peak_rss_mib()
 
     cfg = upscaler.cfg
     print(f"\ndevice: {cpu_name()} ({os.cpu_count()} cores visible)")
@@ -80,7 +87,10 @@ def main() -> None:
     print(f"{'setup (TF, inputs)':22} {'':>9} {setup_mib:13.0f}")
     print(f"{'bicubic resize':22} {bicubic_rate:9.1f} {bicubic_mib:13.0f} {bicubic_mib - setup_mib:+18.0f}")
     print(f"{'generator (Upscaler)':22} {model_rate:9.1f} {model_mib:13.0f} {model_mib - bicubic_mib:+18.0f}")
+    print(f"{'SavedModel (exported)':22} {saved_rate:9.1f} {saved_mib:13.0f} {saved_mib - model_mib:+18.0f}")
     print(f"generator / bicubic speed: {model_rate / bicubic_rate:.4f} ({bicubic_rate / model_rate:.0f}x slower)")
+    print(f"SavedModel / bicubic speed: {saved_rate / bicubic_rate:.4f} ({bicubic_rate / saved_rate:.0f}x slower)")
+    print(f"SavedModel / generator speed: {saved_rate / model_rate:.2f}")
 
 
 if __name__ == "__main__":
