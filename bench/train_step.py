@@ -1,6 +1,7 @@
 """Train-step speed: images/s and achieved GFLOP/s, as a fraction of this machine's matmul GFLOP/s.
 
-    nice python bench/train_step.py [--steps 8] [--batch 8] [--widths quickstart] [--profile]
+    nice python bench/train_step.py [--configs 16to64 32to128] [--widths quickstart|paper]
+                                    [--precision float32] [--steps 8] [--batch 8] [--profile]
 
 Everything is measured in one run, so the ratios hold even on a busy shared machine:
 - matmul GFLOP/s: a float32 2048x2048 matmul in a tf.function, timed before and after the
@@ -35,7 +36,7 @@ from tf_stacksr.data import pairs  # noqa: E402
 from tf_stacksr.train_lib import Trainer  # noqa: E402
 
 FACES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "fixtures", "celeba")
-CONFIGS = {"16->64": dict(hr_size=64, scale=4), "32->128": dict(hr_size=128, scale=4)}
+CONFIGS = {"16to64": dict(hr_size=64, scale=4), "32to128": dict(hr_size=128, scale=4)}
 WIDTHS = {
     "quickstart": dict(unet_filters=32, unet_max_filters=128, up_filters=32, disc_filters=32),
     "paper": dict(unet_filters=64, unet_max_filters=512, up_filters=64, disc_filters=64),
