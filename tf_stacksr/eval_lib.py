@@ -98,10 +98,10 @@ def evaluate(opts: EvalOptions) -> dict:
     start = time.time()
     cfg = config.Config(hr_size=opts.hr_size, scale=opts.scale)  # validates --scale/--hr_size as training does
     methods = [upscalers.BICUBIC] + [m for m in opts.methods if m != upscalers.BICUBIC]
-    ups = [upscalers.resolve(m, cfg.scale) for m in methods]
+    ups = [upscalers.resolve(m, cfg.scale, cfg.hr_size) for m in methods]
     names = _unique_names([upscalers.display_name(u, m) for u, m in zip(ups, methods)])
     source = eval_data.open_faces(opts.data, cfg.hr_size, opts.limit)
-    features = fid.InceptionFeatures(opts.fid_cache)
+    features = fid.shared_features(opts.fid_cache)
     faces = identity.FaceIdentity() if opts.identity else None
 
     hr_stats = fid.StatsAccumulator()
@@ -176,7 +176,7 @@ def folder_or_npz_stats(path: str, features: fid.InceptionFeatures, batch_size: 
 
 def fid_between(path_a: str, path_b: str, batch_size: int = 50, cache: str | None = None) -> tuple[float, int, int]:
     """(FID, n_a, n_b) between two folders of images and/or `.npz` statistics files."""
-    features = fid.InceptionFeatures(cache)
+    features = fid.shared_features(cache)
     a = folder_or_npz_stats(path_a, features, batch_size)
     b = folder_or_npz_stats(path_b, features, batch_size)
     return fid.fid(a, b), a.n, b.n
@@ -186,6 +186,6 @@ def save_folder_stats(folder: str, output: str, batch_size: int = 50, cache: str
     """Compute a folder's FID statistics once and save them as `.npz` (mu, sigma, n)."""
     if not output.lower().endswith(".npz"):
         raise ValueError(f"--save_stats output {output!r}: expected a path ending in .npz")
-    stats = folder_or_npz_stats(folder, fid.InceptionFeatures(cache), batch_size)
+    stats = folder_or_npz_stats(folder, fid.shared_features(cache), batch_size)
     stats.save(output)
     return stats

@@ -9,25 +9,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 
 import tensorflow as tf
 from absl import app, flags
 
-from tf_stacksr import eval_lib, eval_report
+from tf_stacksr import config, eval_lib, eval_report
 
+FLAGS = flags.FLAGS
+
+# --scale and --hr_size mean what they mean in training: declared from the same Config fields,
+# and shared (not redeclared) when the training flags are already defined in this process.
+for _field in dataclasses.fields(config.Config):
+    if _field.name in ("scale", "hr_size") and _field.name not in FLAGS:
+        flags.DEFINE_integer(_field.name, _field.default, _field.metadata["help"])
 flags.DEFINE_string("data", "", "Face images: a folder (searched recursively; centre-cropped like training).")
-flags.DEFINE_integer("scale", 4, "Super-resolution factor (LR size = hr_size / scale).")
-flags.DEFINE_integer("hr_size", 64, "Ground-truth (output) size in pixels.")
 flags.DEFINE_list("methods", ["bicubic"], "Comma-separated methods: 'bicubic' and/or model paths (training model_dir or SavedModel). Bicubic is always included.")
 flags.DEFINE_string("output_dir", "eval", "Where results.md, results.json and comparison.png are written.")
-flags.DEFINE_integer("batch_size", 32, "Faces per batch.")
+flags.DEFINE_integer("eval_batch_size", 32, "Images per batch (named apart from training's --batch_size).")
 flags.DEFINE_integer("limit", None, "Evaluate only the first N faces (sorted order).")
 flags.DEFINE_integer("figure_faces", 6, "Faces (rows) in comparison.png.")
 flags.DEFINE_bool("identity", True, "Score identity preservation with dlib's face descriptor.")
 flags.DEFINE_bool("save_stats", False, "fid mode: save the FID statistics of the first path to the second (.npz) instead of comparing.")
-FLAGS = flags.FLAGS
 
 
 def _fid_command(args: list[str]) -> None:
@@ -35,10 +40,10 @@ def _fid_command(args: list[str]) -> None:
         raise app.UsageError("fid mode: expected two paths: DIR_A DIR_B (folders or .npz), "
                              "or --save_stats DIR OUT.npz")
     if FLAGS.save_stats:
-        stats = eval_lib.save_folder_stats(args[0], args[1], FLAGS.batch_size)
+        stats = eval_lib.save_folder_stats(args[0], args[1], FLAGS.eval_batch_size)
         print(f"saved FID statistics of {args[0]} (n={stats.n}) to {args[1]}")
         return
-    value, n_a, n_b = eval_lib.fid_between(args[0], args[1], FLAGS.batch_size)
+    value, n_a, n_b = eval_lib.fid_between(args[0], args[1], FLAGS.eval_batch_size)
     print(f"FID: {value:.4f}  (n={n_a} vs n={n_b})")
 
 
@@ -55,7 +60,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("--data is required: a folder of face images")
     opts = eval_lib.EvalOptions(
         data=FLAGS.data, scale=FLAGS.scale, hr_size=FLAGS.hr_size, methods=tuple(FLAGS.methods),
-        output_dir=FLAGS.output_dir, batch_size=FLAGS.batch_size, limit=FLAGS.limit,
+        output_dir=FLAGS.output_dir, batch_size=FLAGS.eval_batch_size, limit=FLAGS.limit,
         figure_faces=FLAGS.figure_faces, identity=FLAGS.identity,
         command="python -m tf_stacksr.evaluate " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     print(eval_report.markdown(eval_lib.evaluate(opts)))

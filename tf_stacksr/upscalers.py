@@ -44,8 +44,8 @@ class Bicubic:
         return self._upscale(tf.constant(lr, tf.uint8)).numpy()
 
 
-def resolve(method: str, scale: int) -> Upscaler:
-    """`bicubic` or a model path (training model_dir or SavedModel) -> an upscaler for `scale`."""
+def resolve(method: str, scale: int, hr_size: int) -> Upscaler:
+    """`bicubic` or a model path (training model_dir or SavedModel) -> an upscaler for `scale` and `hr_size`."""
     if method == BICUBIC:
         return Bicubic(scale)
     if not os.path.exists(method):
@@ -57,6 +57,9 @@ def resolve(method: str, scale: int) -> Upscaler:
     upscaler = load_upscaler(method)
     if int(upscaler.scale) != scale:
         raise ValueError(f"--methods: model {method!r} upscales x{upscaler.scale}, but --scale={scale}")
+    trained_size = getattr(upscaler, "hr_size", None)  # models that only take their training size say so
+    if trained_size is not None and int(trained_size) != hr_size:
+        raise ValueError(f"--methods: model {method!r} was trained for {trained_size} px faces, but --hr_size={hr_size}")
     return upscaler
 
 
