@@ -2,8 +2,9 @@
 
 A face source is a tf.data stream of (key, identity, HR face) elements, the HR face float
 [-1, 1] at `hr_size` produced by the same loader training uses, so a model is scored on the
-faces it was trained on. Adding a source (e.g. prepared TFRecord shards) means adding one
-function returning a `FaceSource`; `open_faces` picks it from what the path holds.
+faces it was trained on: `folder_faces` (photo folders, `pipeline.load_face`) and
+`shard_faces` (prepared TFRecord shards, `shards.load_record`). A new source is one more
+function returning a `FaceSource`; `open_faces` picks the source from what the path holds.
 
 Bad images are skipped, never fatal: the stream drops elements whose decoding fails (after
 logging the error), and `SkipCounter` reports how many and which.
@@ -68,7 +69,7 @@ def folder_identities(data_dir: str, paths: Sequence[str]) -> list[str]:
 def folder_faces(data_dir: str, hr_size: int, limit: int | None = None) -> FaceSource:
     """Face crops in a folder (recursive, sorted), centre-cropped and resized by `pipeline.load_face`."""
     if not os.path.isdir(data_dir):
-        raise ValueError(f"--data={data_dir!r}: expected a folder of face images or prepared shards, none found")
+        raise ValueError(f"--data={data_dir!r}: expected a folder of face images or of prepared shards, none found")
     paths = pipeline.list_images(data_dir)[:limit]
     identities = folder_identities(data_dir, paths)
     ds = tf.data.Dataset.from_tensor_slices((paths, identities))
@@ -76,8 +77,40 @@ def folder_faces(data_dir: str, hr_size: int, limit: int | None = None) -> FaceS
     return FaceSource(f"folder {data_dir} (centre-crop, load_face)", len(paths), ds, paths)
 
 
-def open_faces(data: str, hr_size: int, limit: int | None = None) -> FaceSource:
-    """The face source for `--data`."""
+def _shards_module():
+    """`tf_stacksr.data.shards` (prepared TFRecord input), or None in a build without it."""
+    try:
+        from tf_stacksr.data import shards
+    except ImportError:
+        return None
+    return shards
+
+
+def shard_faces(data_dir: str, hr_size: int, limit: int | None = None, split: str = "test") -> FaceSource:
+    """Aligned faces of one split of prepared shards, loaded by `shards.load_record` as training loads them."""
+    shards = _shards_module()
+    if shards is None:
+        raise ValueError(f"--data={data_dir!r} holds prepared shards, but this build lacks tf_stacksr.data.shards")
+    from tf_stacksr.data import records
+
+    files, size = shards.split_files(data_dir, split)
+    ds = tf.data.TFRecordDataset(files)
+    if limit is not None:
+        ds, size = ds.take(limit), min(size, limit)
+
+    def face(serialized):
+        example = records.parse_example(serialized)
+        return example["source"], example["identity"], shards.load_record(serialized, hr_size)
+
+    ds = ds.map(face, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return FaceSource(f"prepared shards {data_dir}, split {split!r} (aligned, load_record)", size, ds)
+
+
+def open_faces(data: str, hr_size: int, limit: int | None = None, split: str = "test") -> FaceSource:
+    """The face source for `--data`: prepared shards when it holds a manifest, else a folder of faces."""
+    shards = _shards_module()
+    if shards is not None and shards.is_prepared(data):
+        return shard_faces(data, hr_size, limit, split)
     return folder_faces(data, hr_size, limit)
 
 

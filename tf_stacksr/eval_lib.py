@@ -36,6 +36,7 @@ class EvalOptions:
     output_dir: str = "eval"
     batch_size: int = 32
     limit: int | None = None
+    split: str = "test"
     figure_faces: int = 6
     identity: bool = True
     verification_pairs: int = 3000
@@ -100,7 +101,7 @@ def evaluate(opts: EvalOptions) -> dict:
     methods = [upscalers.BICUBIC] + [m for m in opts.methods if m != upscalers.BICUBIC]
     ups = [upscalers.resolve(m, cfg.scale, cfg.hr_size) for m in methods]
     names = _unique_names([upscalers.display_name(u, m) for u, m in zip(ups, methods)])
-    source = eval_data.open_faces(opts.data, cfg.hr_size, opts.limit)
+    source = eval_data.open_faces(opts.data, cfg.hr_size, opts.limit, opts.split)
     features = fid.shared_features(opts.fid_cache)
     faces = identity.FaceIdentity() if opts.identity else None
 

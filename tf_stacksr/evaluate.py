@@ -25,7 +25,8 @@ FLAGS = flags.FLAGS
 for _field in dataclasses.fields(config.Config):
     if _field.name in ("scale", "hr_size") and _field.name not in FLAGS:
         flags.DEFINE_integer(_field.name, _field.default, _field.metadata["help"])
-flags.DEFINE_string("data", "", "Face images: a folder (searched recursively; centre-cropped like training).")
+flags.DEFINE_string("data", "", "Faces: a folder of images (searched recursively; centre-cropped like training) or of prepared TFRecord shards (manifest.json).")
+flags.DEFINE_string("eval_split", "test", "Split of prepared shards to evaluate (ignored for image folders; named apart from prepare's --split).")
 flags.DEFINE_list("methods", ["bicubic"], "Comma-separated methods: 'bicubic' and/or model paths (training model_dir or SavedModel). Bicubic is always included.")
 flags.DEFINE_string("output_dir", "eval", "Where results.md, results.json and comparison.png are written.")
 flags.DEFINE_integer("eval_batch_size", 32, "Images per batch (named apart from training's --batch_size).")
@@ -57,10 +58,10 @@ def main(argv: list[str]) -> None:
     if args:
         raise app.UsageError(f"unexpected arguments {args}; did you mean the 'fid' command?")
     if not FLAGS.data:
-        raise app.UsageError("--data is required: a folder of face images")
+        raise app.UsageError("--data is required: a folder of face images or of prepared shards")
     opts = eval_lib.EvalOptions(
         data=FLAGS.data, scale=FLAGS.scale, hr_size=FLAGS.hr_size, methods=tuple(FLAGS.methods),
-        output_dir=FLAGS.output_dir, batch_size=FLAGS.eval_batch_size, limit=FLAGS.limit,
+        output_dir=FLAGS.output_dir, batch_size=FLAGS.eval_batch_size, limit=FLAGS.limit, split=FLAGS.eval_split,
         figure_faces=FLAGS.figure_faces, identity=FLAGS.identity,
         command="python -m tf_stacksr.evaluate " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     print(eval_report.markdown(eval_lib.evaluate(opts)))
