@@ -108,7 +108,7 @@ def evaluate(opts: EvalOptions) -> dict:
     hr_stats = fid.StatsAccumulator()
     hr_descriptors, identities, no_face = [], [], 0
     scores = [_MethodScores(name) for name in names]
-    figure = {"lr": [], "hr": [], **{name: [] for name in names}}
+    figure_lr, figure_hr, figure_sr = [], [], [[] for _ in names]
     counter = eval_data.SkipCounter(source.size, source.keys)
     batches = _degraded_batches(source, cfg.lr_size, opts.batch_size).as_numpy_iterator()
     for keys, ids, hr, lr in tqdm(batches, total=math.ceil(source.size / opts.batch_size), desc="evaluate", unit="batch"):
@@ -120,13 +120,13 @@ def evaluate(opts: EvalOptions) -> dict:
             boxes, missed = faces.face_boxes(hr)
             no_face += missed
             hr_descriptors.append(faces.descriptors(hr, boxes))
-        take = max(0, opts.figure_faces - len(figure["hr"]))
-        figure["lr"].extend(lr[:take])
-        figure["hr"].extend(hr[:take])
-        for up, score in zip(ups, scores):
+        take = max(0, opts.figure_faces - len(figure_hr))
+        figure_lr.extend(lr[:take])
+        figure_hr.extend(hr[:take])
+        for up, score, shown in zip(ups, scores, figure_sr):
             sr = upscalers.check_output(score.name, lr, up(lr), cfg.scale)
             score.add(sr, hr, features, faces, boxes)
-            figure[score.name].extend(sr[:take])
+            shown.extend(sr[:take])
     if counter.seen < 2:
         raise ValueError(f"--data={opts.data!r}: {counter.seen} readable faces; FID needs at least 2")
 
@@ -155,7 +155,7 @@ def evaluate(opts: EvalOptions) -> dict:
     }
     os.makedirs(opts.output_dir, exist_ok=True)
     eval_report.write_reports(report, opts.output_dir)
-    columns = [("LR input", figure["lr"])] + [(name, figure[name]) for name in names] + [("ground truth", figure["hr"])]
+    columns = [("LR input", figure_lr), *zip(names, figure_sr), ("ground truth", figure_hr)]
     eval_report.comparison_figure(columns, os.path.join(opts.output_dir, eval_report.FIGURE_FILE), cfg.hr_size)
     if counter.skipped:
         logging.warning("skipped %d unreadable images, e.g. %s", counter.skipped, counter.skipped_keys()[:3])
