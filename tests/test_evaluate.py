@@ -49,7 +49,7 @@ def run_cli(monkeypatch):
 def faces_with_a_corrupt_file(tmp_path):
     data = tmp_path / "faces"
     data.mkdir()
-    for path in sorted((FIXTURES / "celeba").glob("*.jpg"))[:16]:
+    for path in sorted((FIXTURES / "celeba").glob("*.jpg"))[:8]:  # 3 identities with 2 photos each
         shutil.copy(path, data)
     shutil.copy(FIXTURES / "celeba" / "identity.txt", data)
     (data / "000000_corrupt.jpg").write_bytes(b"not a jpeg")
@@ -61,15 +61,15 @@ def test_evaluate_writes_tables_and_figure(run_cli, faces_with_a_corrupt_file, t
     model.mkdir()
     out = tmp_path / "out"
     run_cli(f"--data={faces_with_a_corrupt_file}", "--scale=4", "--hr_size=64", f"--methods=bicubic,{model}",
-            f"--output_dir={out}", "--eval_batch_size=6", "--figure_faces=8")
+            f"--output_dir={out}", "--eval_batch_size=3", "--figure_faces=5")
 
     report = json.loads((out / eval_report.JSON_FILE).read_text())
-    assert report["n_faces"] == 16 and report["n_skipped"] == 1
+    assert report["n_faces"] == 8 and report["n_skipped"] == 1
     assert report["skipped"] == [str(faces_with_a_corrupt_file / "000000_corrupt.jpg")]
     rows = {row["method"]: row for row in report["methods"]}
     assert set(rows) == {"bicubic", "nearest-fake"}
     for row in rows.values():
-        assert row["n"] == 16
+        assert row["n"] == 8
         for key in ("fid", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "identity_distance", "same_person_rate", "verification_accuracy"):
             assert np.isfinite(row[key]), (row["method"], key)
     # Pixel repetition is a worse reconstruction than bicubic interpolation.
@@ -82,7 +82,7 @@ def test_evaluate_writes_tables_and_figure(run_cli, faces_with_a_corrupt_file, t
     assert "| bicubic |" in capsys.readouterr().out
 
     figure = cv2.imread(str(out / eval_report.FIGURE_FILE))
-    assert figure.shape == (22 + 8 * 128, 4 * 128, 3)  # 8 faces (across batches of 6) x LR | bicubic | fake | GT
+    assert figure.shape == (22 + 5 * 128, 4 * 128, 3)  # 5 faces (across batches of 3) x LR | bicubic | fake | GT
 
 
 def test_evaluate_rejects_a_model_of_another_scale(run_cli, tmp_path):

@@ -16,7 +16,6 @@ import dataclasses
 import functools
 import os
 import warnings
-from typing import Iterable
 
 import numpy as np
 import tensorflow as tf
@@ -111,14 +110,6 @@ class StatsAccumulator:
         if self.n < 2:
             raise ValueError(f"FID statistics need at least 2 images, got {self.n}")
         return FidStats(self._mean.copy(), self._comoment / (self.n - 1), self.n)
-
-
-def compute_stats(batches: Iterable[np.ndarray], features: InceptionFeatures) -> FidStats:
-    """Stats of all images in an iterable of [N, H, W, 3] batches."""
-    acc = StatsAccumulator()
-    for batch in batches:
-        acc.update(features(batch))
-    return acc.result()
 
 
 def _psd_eigenvalues_floor(w: np.ndarray) -> np.ndarray:
