@@ -1,0 +1,57 @@
+"""Evaluation face sources: identity labels of folders, faces loaded as training loads them,
+and prepared shards (when this build has `tf_stacksr.data.shards`)."""
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_stacksr import eval_data
+from tf_stacksr.data import pipeline
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+
+def test_identities_come_from_identity_txt_or_person_folders():
+    celeba = pipeline.list_images(str(FIXTURES / "celeba"))
+    labels = eval_data.folder_identities(str(FIXTURES / "celeba"), celeba)
+    assert len(set(labels)) == 8 and all(labels)  # 8 identities x 4 photos
+    assert labels[celeba.index(str(FIXTURES / "celeba" / "182641.jpg"))] == "4930"
+    lfw = pipeline.list_images(str(FIXTURES / "lfw"))
+    assert eval_data.folder_identities(str(FIXTURES / "lfw"), lfw) == ["Bill_Gates"] * 2 + ["Fidel_Castro"] * 2
+    ffhq = pipeline.list_images(str(FIXTURES / "ffhq"))
+    assert eval_data.folder_identities(str(FIXTURES / "ffhq"), ffhq) == ["", ""]
+
+
+def test_folder_faces_are_the_training_loader_output():
+    source = eval_data.open_faces(str(FIXTURES / "lfw"), 64, limit=3)
+    elements = list(source.dataset.as_numpy_iterator())
+    assert source.size == 3 and len(elements) == 3
+    key, ident, hr = elements[0]
+    assert ident.decode() == "Bill_Gates" and hr.shape == (64, 64, 3)
+    np.testing.assert_array_equal(hr, pipeline.load_face(key, 64).numpy())
+
+
+def test_missing_folder_is_named():
+    with pytest.raises(ValueError, match="nowhere"):
+        eval_data.open_faces("nowhere", 64)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tf_stacksr.data.shards") is None,
+                    reason="this build has no prepared-shard input (tf_stacksr.data.shards)")
+def test_prepared_shards_are_read_with_their_identities(tmp_path):
+    from tf_stacksr.data import prepare, shards
+
+    manifest = prepare.prepare(str(FIXTURES / "celeba"), str(tmp_path),
+                               prepare.PrepareOptions(size=128, split="identity", test_fraction=0.25, shard_size=6, workers=1),
+                               progress=False)
+    source = eval_data.open_faces(str(tmp_path), 64)
+    elements = list(source.dataset.as_numpy_iterator())
+    assert source.size == len(elements) == manifest["splits"]["test"]["examples"] > 0
+    files, _ = shards.split_files(str(tmp_path), "test")
+    first = next(iter(tf.data.TFRecordDataset(files)))
+    key, ident, hr = elements[0]
+    assert key and ident and hr.shape == (64, 64, 3)
+    np.testing.assert_array_equal(hr, shards.load_record(first, 64).numpy())

@@ -1,0 +1,107 @@
+"""The evaluate command line end to end on fixture faces: bicubic plus a fake model upscaler,
+a corrupt file among the faces, and the `fid` command with saved statistics. The command runs
+in-process (flags parsed, then `main`), one TensorFlow start for all tests."""
+
+import json
+import pathlib
+import shutil
+import sys
+import types
+
+import cv2
+import numpy as np
+import pytest
+from absl import flags
+
+from tf_stacksr import eval_report, evaluate
+from tf_stacksr.metrics import fid
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+
+class NearestUpscaler:
+    """Stands in for a trained model: pixel repetition, following the upscaler protocol."""
+
+    name, scale = "nearest-fake", 4
+
+    def __call__(self, lr):
+        return np.repeat(np.repeat(np.asarray(lr), self.scale, axis=1), self.scale, axis=2)
+
+
+@pytest.fixture
+def run_cli(monkeypatch):
+    """Run `python -m tf_stacksr.evaluate ARGS` in-process; models resolve to NearestUpscaler."""
+    fake = types.ModuleType("tf_stacksr.inference")
+    fake.load_upscaler = lambda path: NearestUpscaler()
+    monkeypatch.setitem(sys.modules, "tf_stacksr.inference", fake)
+
+    def run(*args):
+        argv = flags.FLAGS(["evaluate", *map(str, args)])
+        try:
+            evaluate.main(argv)
+        finally:
+            flags.FLAGS.unparse_flags()
+
+    return run
+
+
+@pytest.fixture
+def faces_with_a_corrupt_file(tmp_path):
+    data = tmp_path / "faces"
+    data.mkdir()
+    for path in sorted((FIXTURES / "celeba").glob("*.jpg"))[:8]:  # 3 identities with 2 photos each
+        shutil.copy(path, data)
+    shutil.copy(FIXTURES / "celeba" / "identity.txt", data)
+    (data / "000000_corrupt.jpg").write_bytes(b"not a jpeg")
+    return data
+
+
+def test_evaluate_writes_tables_and_figure(run_cli, faces_with_a_corrupt_file, tmp_path, capsys):
+    model = tmp_path / "fake_model"
+    model.mkdir()
+    out = tmp_path / "out"
+    run_cli(f"--data={faces_with_a_corrupt_file}", "--scale=4", "--hr_size=64", f"--methods=bicubic,{model}",
+            f"--output_dir={out}", "--eval_batch_size=3", "--figure_faces=5")
+
+    report = json.loads((out / eval_report.JSON_FILE).read_text())
+    assert report["n_faces"] == 8 and report["n_skipped"] == 1
+    assert report["skipped"] == [str(faces_with_a_corrupt_file / "000000_corrupt.jpg")]
+    rows = {row["method"]: row for row in report["methods"]}
+    assert set(rows) == {"bicubic", "nearest-fake"}
+    for row in rows.values():
+        assert row["n"] == 8
+        for key in ("fid", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "identity_distance", "same_person_rate", "verification_accuracy"):
+            assert np.isfinite(row[key]), (row["method"], key)
+    # Pixel repetition is a worse reconstruction than bicubic interpolation.
+    assert rows["bicubic"]["psnr_y"] > rows["nearest-fake"]["psnr_y"]
+    assert rows["bicubic"]["fid"] < rows["nearest-fake"]["fid"]
+    assert report["identity"]["verification_pairs"] > 0
+
+    markdown = (out / eval_report.MARKDOWN_FILE).read_text()
+    assert "## 16 to 64 (x4)" in markdown and "| bicubic |" in markdown and "| nearest-fake |" in markdown
+    assert "| bicubic |" in capsys.readouterr().out
+
+    figure = cv2.imread(str(out / eval_report.FIGURE_FILE))
+    assert figure.shape == (22 + 5 * 128, 4 * 128, 3)  # 5 faces (across batches of 3) x LR | bicubic | fake | GT
+
+
+def test_evaluate_rejects_a_model_of_another_scale(run_cli, tmp_path):
+    model = tmp_path / "fake_model"
+    model.mkdir()
+    with pytest.raises(ValueError, match="upscales x4, but --scale=2"):
+        run_cli(f"--data={FIXTURES / 'ffhq'}", "--scale=2", "--hr_size=64", f"--methods={model}", f"--output_dir={tmp_path}")
+    with pytest.raises(ValueError, match="neither 'bicubic' nor an existing"):
+        run_cli(f"--data={FIXTURES / 'ffhq'}", f"--methods={tmp_path / 'missing'}", f"--output_dir={tmp_path}")
+
+
+def test_fid_command_saves_statistics_and_accepts_them_in_place_of_a_folder(run_cli, tmp_path, capsys):
+    stats_path = tmp_path / "lfw.npz"
+    run_cli("fid", "--save_stats", FIXTURES / "lfw", stats_path)
+    assert "(n=4)" in capsys.readouterr().out
+    assert fid.FidStats.load(str(stats_path)).n == 4
+
+    with pytest.warns(UserWarning, match="n=4 vs n=4"):
+        run_cli("fid", stats_path, FIXTURES / "lfw")
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("FID: ") and "(n=4 vs n=4)" in line
+    assert abs(float(line.split()[1])) < 1e-6

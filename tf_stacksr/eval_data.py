@@ -1,0 +1,163 @@
+"""Where evaluation images come from: face sources for `evaluate`, image folders for `fid`.
+
+A face source is a tf.data stream of (key, identity, HR face) elements, the HR face float
+[-1, 1] at `hr_size` produced by the same loader training uses, so a model is scored on the
+faces it was trained on: `folder_faces` (photo folders, `pipeline.load_face`) and
+`shard_faces` (prepared TFRecord shards, `shards.load_record`). A new source is one more
+function returning a `FaceSource`; `open_faces` picks the source from what the path holds.
+
+Bad images are skipped, never fatal: the stream drops elements whose decoding fails (after
+logging the error), and `SkipCounter` reports how many and which.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Iterator, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tf_stacksr.data import pipeline
+from tf_stacksr.metrics import fid
+
+IDENTITY_FILE = "identity.txt"
+
+
+@dataclasses.dataclass
+class FaceSource:
+    description: str  # what was read and how, for reports
+    size: int  # faces expected (before skips)
+    dataset: tf.data.Dataset  # (key: string, identity: string, "" if unknown; hr: float32 [S, S, 3] in [-1, 1])
+    keys: Sequence[str] | None = None  # every expected key, when known up front (names the skipped ones)
+
+
+def _identity_file_labels(data_dir: str) -> dict[str, str] | None:
+    """`<file> <identity>` lines of identity.txt in `data_dir` or its parent (CelebA's layout)."""
+    for folder in (data_dir, os.path.dirname(os.path.abspath(data_dir))):
+        path = os.path.join(folder, IDENTITY_FILE)
+        if os.path.isfile(path):
+            labels = {}
+            with open(path) as fh:
+                for number, line in enumerate(fh, 1):
+                    fields = line.split()
+                    if not fields or fields[0].startswith("#"):
+                        continue
+                    if len(fields) != 2:
+                        raise ValueError(f"{path}:{number}: expected '<file> <identity>', got {line.strip()!r}")
+                    labels[fields[0]] = fields[1]
+            return labels
+    return None
+
+
+def folder_identities(data_dir: str, paths: Sequence[str]) -> list[str]:
+    """Identity label per image ("" when unknown).
+
+    From identity.txt next to the images or one level up (CelebA), else from sub-folder names
+    when the images sit in two or more of them (LFW's <Person>/<Person>_000N.jpg), else none.
+    """
+    labels = _identity_file_labels(data_dir)
+    if labels is not None:
+        return [labels.get(os.path.basename(p), "") for p in paths]
+    folders = [os.path.relpath(os.path.dirname(p), data_dir) for p in paths]
+    if len(set(folders)) >= 2 and "." not in folders:
+        return folders
+    return [""] * len(paths)
+
+
+def folder_faces(data_dir: str, hr_size: int, limit: int | None = None) -> FaceSource:
+    """Face crops in a folder (recursive, sorted), centre-cropped and resized by `pipeline.load_face`."""
+    if not os.path.isdir(data_dir):
+        raise ValueError(f"--data={data_dir!r}: expected a folder of face images or of prepared shards, none found")
+    paths = pipeline.list_images(data_dir)[:limit]
+    identities = folder_identities(data_dir, paths)
+    ds = tf.data.Dataset.from_tensor_slices((paths, identities))
+    ds = ds.map(lambda p, i: (p, i, pipeline.load_face(p, hr_size)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return FaceSource(f"folder {data_dir} (centre-crop, load_face)", len(paths), ds, paths)
+
+
+def _shards_module():
+    """`tf_stacksr.data.shards` (prepared TFRecord input), or None in a build without it."""
+    try:
+        from tf_stacksr.data import shards
+    except ImportError:
+        return None
+    return shards
+
+
+def shard_faces(data_dir: str, hr_size: int, limit: int | None = None, split: str = "test") -> FaceSource:
+    """Aligned faces of one split of prepared shards, loaded by `shards.load_record` as training loads them."""
+    shards = _shards_module()
+    if shards is None:
+        raise ValueError(f"--data={data_dir!r} holds prepared shards, but this build lacks tf_stacksr.data.shards")
+    from tf_stacksr.data import records
+
+    files, size = shards.split_files(data_dir, split)
+    ds = tf.data.TFRecordDataset(files)
+    if limit is not None:
+        ds, size = ds.take(limit), min(size, limit)
+
+    def face(serialized):
+        example = records.parse_example(serialized)
+        return example["source"], example["identity"], shards.load_record(serialized, hr_size)
+
+    ds = ds.map(face, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return FaceSource(f"prepared shards {data_dir}, split {split!r} (aligned, load_record)", size, ds)
+
+
+def open_faces(data: str, hr_size: int, limit: int | None = None, split: str = "test") -> FaceSource:
+    """The face source for `--data`: prepared shards when it holds a manifest, else a folder of faces."""
+    shards = _shards_module()
+    if shards is not None and shards.is_prepared(data):
+        return shard_faces(data, hr_size, limit, split)
+    return folder_faces(data, hr_size, limit)
+
+
+class SkipCounter:
+    """Tracks keys seen in a stream that drops bad elements, to report what was skipped."""
+
+    def __init__(self, size: int, keys: Sequence[str] | None = None):
+        self.size, self._keys, self.seen = size, keys, 0
+        self._seen_keys: set[str] = set()
+
+    def add(self, keys: np.ndarray) -> None:
+        self.seen += len(keys)
+        if self._keys is not None:
+            self._seen_keys.update(k.decode() if isinstance(k, bytes) else str(k) for k in keys)
+
+    @property
+    def skipped(self) -> int:
+        return self.size - self.seen
+
+    def skipped_keys(self) -> list[str]:
+        return [] if self._keys is None else [k for k in self._keys if k not in self._seen_keys]
+
+
+def decode_image(path: tf.Tensor) -> tf.Tensor:
+    """uint8 RGB [H, W, 3]; JPEGs decoded with the accurate IDCT, bit-identical to PIL (pytorch-fid's reader)."""
+    raw = tf.io.read_file(path)
+    image = tf.cond(
+        tf.io.is_jpeg(raw),
+        lambda: tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(raw, channels=3, expand_animations=False))
+    image.set_shape([None, None, 3])
+    return image
+
+
+def fid_image_batches(folder: str, batch_size: int) -> tuple[Iterator[tuple[np.ndarray, np.ndarray]], SkipCounter]:
+    """Batches of (paths, 299x299 float images in [0, 255]) of every image under `folder`, any sizes."""
+    if not os.path.isdir(folder):
+        raise ValueError(f"{folder!r}: expected a folder of images or an .npz of FID statistics")
+    paths = pipeline.list_images(folder)
+    ds = tf.data.Dataset.from_tensor_slices(paths)
+    ds = ds.map(lambda p: (p, fid.resize_for_inception(decode_image(p))), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.ignore_errors(log_warning=True).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    counter = SkipCounter(len(paths), paths)
+
+    def batches():
+        for keys, images in ds.as_numpy_iterator():
+            counter.add(keys)
+            yield keys, images
+
+    return batches(), counter

@@ -1,0 +1,71 @@
+"""Evaluate super-resolution methods on faces, or compute FID between two image sets.
+
+  python -m tf_stacksr.evaluate --data=DIR --scale=4 --hr_size=64 \\
+      --methods=bicubic,runs/x4,exported/x4 --output_dir=eval/x4
+      -> results.md, results.json, comparison.png (see tf_stacksr.eval_lib)
+  python -m tf_stacksr.evaluate fid DIR_A DIR_B          prints FID (DIR or stats .npz)
+  python -m tf_stacksr.evaluate fid --save_stats DIR OUT.npz   saves DIR's FID statistics
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import sys
+
+import tensorflow as tf
+from absl import app, flags
+
+from tf_stacksr import config, eval_lib, eval_report
+
+FLAGS = flags.FLAGS
+
+# --scale and --hr_size mean what they mean in training: declared from the same Config fields,
+# and shared (not redeclared) when the training flags are already defined in this process.
+for _field in dataclasses.fields(config.Config):
+    if _field.name in ("scale", "hr_size") and _field.name not in FLAGS:
+        flags.DEFINE_integer(_field.name, _field.default, _field.metadata["help"])
+flags.DEFINE_string("data", "", "Faces: a folder of images (searched recursively; centre-cropped like training) or of prepared TFRecord shards (manifest.json).")
+flags.DEFINE_string("eval_split", "test", "Split of prepared shards to evaluate (ignored for image folders; named apart from prepare's --split).")
+flags.DEFINE_list("methods", ["bicubic"], "Comma-separated methods: 'bicubic' and/or model paths (training model_dir or SavedModel). Bicubic is always included.")
+flags.DEFINE_string("output_dir", "eval", "Where results.md, results.json and comparison.png are written.")
+flags.DEFINE_integer("eval_batch_size", 32, "Images per batch (named apart from training's --batch_size).")
+flags.DEFINE_integer("limit", None, "Evaluate only the first N faces (sorted order).")
+flags.DEFINE_integer("figure_faces", 6, "Faces (rows) in comparison.png.")
+flags.DEFINE_bool("identity", True, "Score identity preservation with dlib's face descriptor.")
+flags.DEFINE_bool("save_stats", False, "fid mode: save the FID statistics of the first path to the second (.npz) instead of comparing.")
+
+
+def _fid_command(args: list[str]) -> None:
+    if len(args) != 2:
+        raise app.UsageError("fid mode: expected two paths: DIR_A DIR_B (folders or .npz), "
+                             "or --save_stats DIR OUT.npz")
+    if FLAGS.save_stats:
+        stats = eval_lib.save_folder_stats(args[0], args[1], FLAGS.eval_batch_size)
+        print(f"saved FID statistics of {args[0]} (n={stats.n}) to {args[1]}")
+        return
+    value, n_a, n_b = eval_lib.fid_between(args[0], args[1], FLAGS.eval_batch_size)
+    print(f"FID: {value:.4f}  (n={n_a} vs n={n_b})")
+
+
+def main(argv: list[str]) -> None:
+    # Reference FID features are float32: keep TF32 (on by default on Ampere+ GPUs) out of the convolutions.
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    args = argv[1:]
+    if args and args[0] == "fid":
+        _fid_command(args[1:])
+        return
+    if args:
+        raise app.UsageError(f"unexpected arguments {args}; did you mean the 'fid' command?")
+    if not FLAGS.data:
+        raise app.UsageError("--data is required: a folder of face images or of prepared shards")
+    opts = eval_lib.EvalOptions(
+        data=FLAGS.data, scale=FLAGS.scale, hr_size=FLAGS.hr_size, methods=tuple(FLAGS.methods),
+        output_dir=FLAGS.output_dir, batch_size=FLAGS.eval_batch_size, limit=FLAGS.limit, split=FLAGS.eval_split,
+        figure_faces=FLAGS.figure_faces, identity=FLAGS.identity,
+        command="python -m tf_stacksr.evaluate " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    print(eval_report.markdown(eval_lib.evaluate(opts)))
+
+
+if __name__ == "__main__":
+    app.run(main)
