@@ -1,7 +1,6 @@
 """Evaluation face sources: identity labels of folders, faces loaded as training loads them,
 and prepared shards (when this build has `tf_stacksr.data.shards`)."""
 
-import importlib.util
 import pathlib
 
 import numpy as np
@@ -39,8 +38,6 @@ def test_missing_folder_is_named():
         eval_data.open_faces("nowhere", 64)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tf_stacksr.data.shards") is None,
-                    reason="this build has no prepared-shard input (tf_stacksr.data.shards)")
 def test_prepared_shards_are_read_with_their_identities(tmp_path):
     from tf_stacksr.data import prepare, shards
 
