@@ -17,7 +17,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from tf_stacksr.data import degrade, pairs, shards
+from tf_stacksr.data import batching, degrade, pairs, shards
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
@@ -71,18 +71,12 @@ def training_dataset(
     files = tf.constant(list_images(data_dir))
     n = int(files.shape[0])
     hr_size = int(stage_sizes[-1])
-    pipelines, pipeline_id, batch = 1, 0, global_batch_size
-    if input_context is not None:
-        pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
-        batch = input_context.get_per_replica_batch_size(global_batch_size)
+    pipelines, pipeline_id, batch = batching.pipeline_slice(global_batch_size, input_context)
     first_batch = start_step * (global_batch_size // batch)
 
     def example(i: tf.Tensor):
         face = load_face(files[_file_index(i, n, seed)], hr_size)
-        key = tf.stack([tf.cast(seed, tf.int64), i])
-        face = tf.image.stateless_random_flip_left_right(face, seed=key)
-        ex = pairs.make_pairs(face, stage_sizes) if degradation is None else degradation.make_pairs(face, stage_sizes, key)
-        return ex["inputs"], ex["targets"]
+        return batching.training_example(face, i, seed, stage_sizes, degradation)
 
     ds = tf.data.Dataset.range(first_batch, tf.int64.max).shard(pipelines, pipeline_id)
     ds = ds.flat_map(lambda b: tf.data.Dataset.range(b * batch, (b + 1) * batch))

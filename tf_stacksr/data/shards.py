@@ -21,7 +21,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from tf_stacksr.data import degrade, pairs, records
+from tf_stacksr.data import batching, degrade, pairs, records
 
 MANIFEST = "manifest.json"
 SHUFFLE_WINDOW = 1024
@@ -84,10 +84,7 @@ def training_dataset(
     files, n = split_files(data_dir, split)
     files_t = tf.constant(files)
     hr_size = int(stage_sizes[-1])
-    pipelines, pipeline_id, batch = 1, 0, global_batch_size
-    if input_context is not None:
-        pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
-        batch = input_context.get_per_replica_batch_size(global_batch_size)
+    pipelines, pipeline_id, batch = batching.pipeline_slice(global_batch_size, input_context)
     start_index = start_step * (global_batch_size // batch) * batch
     first_epoch, offset = divmod(start_index, n)
 
@@ -96,11 +93,7 @@ def training_dataset(
     stream = stream.batch(batch, drop_remainder=True).shard(pipelines, pipeline_id).unbatch()
 
     def example(i: tf.Tensor, serialized: tf.Tensor):
-        face = load_record(serialized, hr_size)
-        key = tf.stack([tf.cast(seed, tf.int64), i])
-        face = tf.image.stateless_random_flip_left_right(face, seed=key)
-        ex = pairs.make_pairs(face, stage_sizes) if degradation is None else degradation.make_pairs(face, stage_sizes, key)
-        return ex["inputs"], ex["targets"]
+        return batching.training_example(load_record(serialized, hr_size), i, seed, stage_sizes, degradation)
 
     ds = stream.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
