@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from tf_stacksr import eval_report, evaluate
+from tf_stacksr import eval_report, evaluate, visualize
 from tf_stacksr.metrics import fid
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
@@ -82,7 +82,9 @@ def test_evaluate_writes_tables_and_figure(run_cli, faces_with_a_corrupt_file, t
     assert "| bicubic |" in capsys.readouterr().out
 
     figure = cv2.imread(str(out / eval_report.FIGURE_FILE))
-    assert figure.shape == (22 + 5 * 128, 4 * 128, 3)  # 5 faces (across batches of 3) x LR | bicubic | fake | GT
+    pad = 2  # visualize.grid's gap between tiles
+    # 5 faces (across batches of 3) x LR | bicubic | fake | GT, 128 px tiles under a title strip
+    assert figure.shape == (visualize.HEADER + pad + 5 * (128 + pad), pad + 4 * (128 + pad), 3)
 
 
 def test_evaluate_rejects_a_model_of_another_scale(run_cli, tmp_path):

@@ -6,9 +6,12 @@ help) does not pay for TensorFlow until something is used:
 - `Config`: every training option (`tf_stacksr.config`).
 - `build_generator(cfg)`, `build_discriminators(cfg)`: the Keras networks.
 - `load_upscaler(path)`: a training run or exported SavedModel as a uint8 -> uint8 upscaler.
-- `train(cfg)`: train or resume a run.
-- `export(model_dir, export_dir)`: write a SavedModel for TensorFlow Serving.
-- `evaluate(options)`: FID / PSNR / SSIM / identity tables.
+- `Trainer(cfg)`: networks, optimisers, checkpoint and train step of one run
+  (`tf_stacksr.train_lib.train(cfg)` trains or resumes one).
+
+The command-line tools are the modules `tf_stacksr.train`, `.evaluate`, `.export`,
+`.enhance` and `.prepare` (or `tf-stacksr COMMAND`); their libraries are the `*_lib` modules.
+No lazy name here shadows a submodule, so `from tf_stacksr import evaluate` stays the module.
 """
 
 import importlib
@@ -20,9 +23,7 @@ _API = {
     "build_generator": "tf_stacksr.networks",
     "build_discriminators": "tf_stacksr.networks",
     "load_upscaler": "tf_stacksr.inference",
-    "train": "tf_stacksr.train_lib",
-    "export": "tf_stacksr.export_lib",
-    "evaluate": "tf_stacksr.eval_lib",
+    "Trainer": "tf_stacksr.train_lib",
 }
 
 __all__ = sorted(_API)

@@ -9,14 +9,14 @@ import math
 import os
 from typing import Sequence
 
-import cv2
 import numpy as np
+
+from tf_stacksr import visualize
 
 JSON_FILE = "results.json"
 MARKDOWN_FILE = "results.md"
 FIGURE_FILE = "comparison.png"
 _MIN_TILE = 128
-_HEADER = 22
 
 # (key, header, format) of the Markdown table's metric columns.
 _COLUMNS = (
@@ -89,21 +89,9 @@ def write_reports(report: dict, output_dir: str) -> None:
         fh.write(markdown(report))
 
 
-def _tile(image: np.ndarray, size: int) -> np.ndarray:
-    """Nearest-neighbour enlargement, so the LR input shows its real pixels and no method is smoothed for display."""
-    return cv2.resize(np.asarray(image, np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
-
-
 def comparison_figure(columns: Sequence[tuple[str, Sequence[np.ndarray]]], path: str, hr_size: int) -> None:
-    """PNG grid: one column per (title, faces), one row per face, titles in a header strip."""
-    rows = min(len(faces) for _, faces in columns)
-    if rows == 0:
+    """PNG grid like the paper's Fig. 5: one titled column per (title, faces), one row per face."""
+    if min(len(faces) for _, faces in columns) == 0:
         return
-    tile = max(hr_size, _MIN_TILE)
-    grid = np.full((_HEADER + rows * tile, len(columns) * tile, 3), 255, np.uint8)
-    for c, (title, faces) in enumerate(columns):
-        for r in range(rows):
-            grid[_HEADER + r * tile:_HEADER + (r + 1) * tile, c * tile:(c + 1) * tile] = _tile(faces[r], tile)
-        label = title if len(title) <= tile // 8 else title[: tile // 8 - 1] + "~"
-        cv2.putText(grid, label, (c * tile + 4, _HEADER - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.imwrite(path, cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    image = visualize.grid([faces for _, faces in columns], max(hr_size, _MIN_TILE), titles=[t for t, _ in columns])
+    visualize.write_png(image, path)

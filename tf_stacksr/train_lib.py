@@ -221,7 +221,8 @@ def write_samples(trainer: Trainer, inputs, targets, step: int) -> float:
     """
     cfg = trainer.cfg
     outputs = [tf.cast(o, tf.float32) for o in trainer.generator(inputs, training=False)]
-    image = visualize.grid([inputs, *outputs, targets[-1]], size=cfg.hr_size)
+    titles = ["input A", *(stage_name(k) for k in range(cfg.num_stages)), "truth"]
+    image = visualize.grid([inputs, *outputs, targets[-1]], size=max(cfg.hr_size, 64), titles=titles)
     os.makedirs(os.path.join(cfg.model_dir, "samples"), exist_ok=True)
     visualize.write_png(image, os.path.join(cfg.model_dir, "samples", f"step_{step:07d}.png"))
     tf.summary.image("samples", image[None], step=step)

@@ -22,7 +22,6 @@ import os
 from typing import Sequence
 
 import keras
-import numpy as np
 
 from tf_stacksr.metrics import torchscript
 
