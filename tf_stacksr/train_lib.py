@@ -244,6 +244,7 @@ def train(cfg: Config, strategy: tf.distribute.Strategy | None = None) -> dict[s
         return {}
     val_inputs, val_targets = next(iter(pipeline.eval_dataset(cfg.data_dir, cfg.stage_sizes, batch_size=cfg.num_samples,
                                                               limit=cfg.num_samples)))
+    bicubic_psnr = psnr(val_inputs, val_targets[-1])  # the fixed batch's baseline, logged beside the model's
     iterator = iter(trainer.dataset(start))
     writer = (tf.summary.create_file_writer(os.path.join(cfg.model_dir, "train")) if trainer.is_chief
               else tf.summary.create_noop_writer())
@@ -272,8 +273,7 @@ def train(cfg: Config, strategy: tf.distribute.Strategy | None = None) -> dict[s
             if trainer.is_chief and (step % cfg.sample_every == 0 or step == cfg.train_steps):
                 val_psnr = write_samples(trainer, val_inputs, val_targets, step)
                 tf.summary.scalar("val/psnr", val_psnr, step=step)
-                logging.info("step %d | validation PSNR %.2f dB (bicubic input %.2f dB)", step, val_psnr,
-                             psnr(val_inputs, val_targets[-1]))
+                logging.info("step %d | validation PSNR %.2f dB (bicubic input %.2f dB)", step, val_psnr, bicubic_psnr)
             if step % cfg.save_every == 0 or step == cfg.train_steps:
                 logging.info("saved %s", trainer.save())
     writer.flush()
