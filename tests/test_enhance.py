@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tf_stacksr import enhance, enhance_lib
+from tf_stacksr import enhance, enhance_lib, pretrained
 from tf_stacksr.data import align
 from tiny_models import tiny_model_dir
 
@@ -232,8 +232,9 @@ def test_cli_with_a_trained_model_dir(tmp_path, capsys):
 
 
 def test_cli_without_model_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(enhance, "SHIPPED_MODEL", str(tmp_path / "none"))
-    with pytest.raises(SystemExit, match="no --model given.*ships no pretrained weights"):
+    monkeypatch.setattr(pretrained, "SHIPPED_DIR", str(tmp_path / "none"))
+    with pytest.raises(SystemExit, match="celeba_16to64_psnr.*neither an existing model path nor a shipped model"
+                                         " \\(none are installed\\)"):
         enhance.main(["-i", BILL, "-o", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match="no such file"):
         enhance.main(["-i", str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "out")])

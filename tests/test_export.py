@@ -151,14 +151,14 @@ def test_network_interpolation(tmp_path):
     _, psnr = inference.load_generator(psnr_dir)
     _, gan = inference.load_generator(gan_dir)
     _, blend = inference.load_generator(psnr_dir)
-    export_lib.interpolate_generators(blend, gan, 0.25)
+    inference.interpolate_generators(blend, gan, 0.25)
     kernels = [(p.numpy(), g.numpy(), b.numpy()) for p, g, b in zip(psnr.weights, gan.weights, blend.weights)
                if p.path.endswith("kernel")]
     assert kernels and not np.allclose(kernels[0][0], kernels[0][1])
     for p, g, b in kernels:
         np.testing.assert_allclose(b, 0.75 * p + 0.25 * g, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="--alpha=1.5"):
-        export_lib.interpolate_generators(blend, gan, 1.5)
+        inference.interpolate_generators(blend, gan, 1.5)
     other = tiny_model_dir(tmp_path / "other", up_filters=4)
     with pytest.raises(ValueError, match="up_filters"):
         export_lib.export(psnr_dir, str(tmp_path / "x" / "1"), gan_model_dir=other, alpha=0.5)

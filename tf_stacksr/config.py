@@ -140,6 +140,13 @@ class Config:
         return dataclasses.asdict(self)
 
 
+# Options that shape the generator (interpolation needs equal ones), and with the discriminator
+# width all that shape the networks (a run cannot resume with other values).
+GENERATOR_FIELDS = ("hr_size", "scale", "res_blocks", "res_convs", "res_kernel", "unet_filters",
+                    "unet_max_filters", "up_filters", "norm", "residual")
+ARCHITECTURE_FIELDS = GENERATOR_FIELDS + ("disc_filters",)
+
+
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Declare one absl flag per Config field (idempotent)."""
     for field in dataclasses.fields(Config):

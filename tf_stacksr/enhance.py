@@ -1,8 +1,8 @@
-"""Enhance the faces in real photos: `tf-stacksr enhance -i PHOTO_OR_DIR -o OUT_DIR --model=PATH`.
+"""Enhance the faces in real photos: `tf-stacksr enhance -i PHOTO_OR_DIR -o OUT_DIR [--model=PATH]`.
 
 Also `python -m tf_stacksr.enhance ...`. Thin entry: arguments -> `EnhanceOptions`, the model
-(a training model_dir or an exported SavedModel, via `inference.load_upscaler`) ->
-`enhance_lib.enhance_files`. Writes OUT_DIR/<input name>.png (alpha kept), and with
+(the shipped pretrained one by default, else a training model_dir, packed model or exported
+SavedModel; optionally blended with a GAN model by --alpha) -> `enhance_lib.enhance_files`. Writes OUT_DIR/<input name>.png (alpha kept), and with
 --save-faces the super-resolved aligned faces as <name>_face<k>.png.
 """
 
@@ -12,16 +12,15 @@ import argparse
 import os
 import sys
 
-# Pretrained weights shipped inside the package, as an exported SavedModel (none yet).
-SHIPPED_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "stacksr")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="tf-stacksr enhance", description=__doc__.split("\n\n")[0])
     parser.add_argument("-i", "--input", required=True, help="a photo, or a folder of photos (searched recursively)")
     parser.add_argument("-o", "--output", required=True, help="output folder (created); names mirror the input's")
-    parser.add_argument("--model", help="training model_dir or exported SavedModel (default: the weights shipped"
-                                         " with the package, if any)")
+    parser.add_argument("--model", help="training model_dir, packed model, exported SavedModel or shipped model name"
+                                         " (default: the pretrained model shipped with the package)")
+    parser.add_argument("--alpha", type=float, help="blend in the GAN model by this weight in [0, 1]: 0 = most"
+                                                    " faithful, 1 = sharpest (network interpolation)")
+    parser.add_argument("--gan-model", help="the GAN model --alpha blends in (default: the shipped GAN model)")
     parser.add_argument("--upscale", type=float, help="whole-photo enlargement (default: the model's scale)")
     parser.add_argument("--aligned", action="store_true", help="inputs are aligned face crops, not photos")
     parser.add_argument("--save-faces", action="store_true", help="also write each super-resolved aligned face")
@@ -38,24 +37,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def resolve_model(path: str | None) -> str:
-    """The model to load: --model, else the shipped weights; a clear error when neither exists."""
-    if path:
-        return path
-    if os.path.isdir(SHIPPED_MODEL):
-        return SHIPPED_MODEL
-    raise SystemExit("enhance: no --model given and this installation ships no pretrained weights yet.\n"
-                     "Pass --model=<training model_dir> or --model=<exported SavedModel folder>; for example train"
-                     " one with `python -m tf_stacksr.train --flagfile=configs/quickstart.flags` and pass"
-                     " --model=runs/quickstart.")
+def load_upscaler(model: str | None, gan_model: str | None, alpha: float | None):
+    """The upscaler to run; SystemExit with a clear message when the models cannot be loaded."""
+    from tf_stacksr import inference, pretrained  # TensorFlow loads here, after the cheap checks
+
+    try:
+        if gan_model is not None and alpha is None:
+            raise ValueError("--gan-model needs --alpha (0: --model only, 1: --gan-model only)")
+        model, gan_model = pretrained.choose(model, gan_model if alpha is not None else None, alpha)
+        if alpha is None:
+            return inference.load_upscaler(model)
+        cfg, generator = inference.load_blended(model, gan_model, alpha)
+        return inference.Upscaler(cfg, generator, name=f"{os.path.basename(model)}+{alpha:g}*gan")
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"enhance: {err}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not os.path.exists(args.input):
         raise SystemExit(f"enhance: --input={args.input}: no such file or folder")
-    model = resolve_model(args.model)
-    from tf_stacksr import enhance_lib, inference  # TensorFlow loads here, after the cheap checks
+    from tf_stacksr import enhance_lib
 
     try:
         options = enhance_lib.EnhanceOptions(
@@ -64,10 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             max_output_side=args.max_output_side, overwrite=args.overwrite)
     except ValueError as err:
         raise SystemExit(f"enhance: {err}") from None
-    try:
-        upscaler = inference.load_upscaler(model)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"enhance: --model={model}: {err}") from None
+    upscaler = load_upscaler(args.model, args.gan_model, args.alpha)
     summary = enhance_lib.enhance_files(args.input, args.output, upscaler, options, progress=not args.quiet)
     print(f"enhance: {summary.line()} -> {args.output}")
     return 0 if summary.written or summary.existing or not summary.files else 1

@@ -1,5 +1,7 @@
 """Export a trained generator for TF Serving: `python -m tf_stacksr.export --model_dir=runs/x --export_dir=models/stacksr/1`.
 
+Without --model_dir it exports the pretrained model shipped with the package (`tf_stacksr.pretrained`).
+
 Thin entry: flags -> `export_lib.export`. Signatures and metadata: `tf_stacksr.signatures`;
 serving how-to: docs/serving.md. With --gan_model_dir and --alpha, exports the ESRGAN-style
 weight interpolation (1 - alpha) * model_dir + alpha * gan_model_dir.
@@ -12,15 +14,17 @@ import os
 
 from absl import app, flags
 
-from tf_stacksr import export_lib
+from tf_stacksr import export_lib, pretrained
 
-flags.DEFINE_string("model_dir", None, "Training folder (config.json + checkpoints/) of the model to export.")
+flags.DEFINE_string("model_dir", None, "Model to export: a training folder (config.json + checkpoints/), a packed model"
+                    " folder, or a shipped model's name (default: the shipped pretrained model).")
 flags.DEFINE_string("export_dir", None, "Version folder to create, <model_base_path>/<integer version>, e.g. models/stacksr/1.")
 flags.DEFINE_bool("all_stages", False, "Also add the 'all_stages' signature returning every stage's output (LR first).")
-flags.DEFINE_string("gan_model_dir", None, "Second training folder (GAN model, same architecture) to blend in with --alpha.")
+flags.DEFINE_string("gan_model_dir", None, "Second model (GAN, same architecture) to blend in with --alpha (default with"
+                    " --alpha and no --model_dir: the shipped GAN model, blended into the shipped PSNR model).")
 flags.DEFINE_float("alpha", None, "Interpolation weight of --gan_model_dir: 0 = --model_dir only, 1 = --gan_model_dir only.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir (atomically).")
-flags.mark_flags_as_required(["model_dir", "export_dir"])
+flags.mark_flags_as_required(["export_dir"])
 FLAGS = flags.FLAGS
 
 
@@ -30,8 +34,9 @@ def main(argv):
     if not os.path.basename(os.path.normpath(FLAGS.export_dir)).isdigit():
         print(f"note: TF Serving only loads integer version folders; {FLAGS.export_dir} is not one (see docs/serving.md)")
     try:
-        metadata = export_lib.export(FLAGS.model_dir, FLAGS.export_dir, all_stages=FLAGS.all_stages,
-                                     gan_model_dir=FLAGS.gan_model_dir, alpha=FLAGS.alpha, overwrite=FLAGS.overwrite)
+        model_dir, gan_model_dir = pretrained.choose(FLAGS.model_dir, FLAGS.gan_model_dir, FLAGS.alpha)
+        metadata = export_lib.export(model_dir, FLAGS.export_dir, all_stages=FLAGS.all_stages,
+                                     gan_model_dir=gan_model_dir, alpha=FLAGS.alpha, overwrite=FLAGS.overwrite)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         raise SystemExit(f"export failed: {err}") from err
     print(json.dumps({"export_dir": FLAGS.export_dir, **{k: metadata[k] for k in

@@ -13,28 +13,24 @@ The model is written to a hidden temporary folder next to the target, smoke-test
 then renamed into place: TF Serving watches the base folder for numeric version folders and
 must never see a half-written one.
 
-Network interpolation (ESRGAN, Wang et al. 2018): `interpolate_generators` blends the weights
-of a PSNR-oriented and a GAN model of the same architecture, w = (1 - alpha) w_psnr + alpha w_gan,
-trading fidelity for detail with one number and no retraining.
+With a GAN model and alpha, the export holds the network interpolation of the two
+(`inference.interpolate_generators`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_stacksr import signatures
+from tf_stacksr import fileio, pretrained, signatures
 from tf_stacksr.config import Config
-from tf_stacksr.inference import load_generator, stages_from_uint8
+from tf_stacksr.inference import load_blended, stages_from_uint8
 from tf_stacksr.networks.stacked import stage_name
-from tf_stacksr.train_lib import ARCHITECTURE_FIELDS
 
 
 def _checked(tensor: tf.Tensor, expected: list[int | None], message: str) -> tf.Tensor:
@@ -96,36 +92,6 @@ def _add_signatures(archive: keras.export.ExportArchive, generator: keras.Model,
         archive.add_endpoint(signatures.STAGES_SIGNATURE, stages, input_signature=[_uint8_spec(lr)])
 
 
-def interpolate_generators(psnr: keras.Model, gan: keras.Model, alpha: float) -> None:
-    """Blend `gan`'s weights into `psnr` in place: w = (1 - alpha) * w_psnr + alpha * w_gan."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"--alpha={alpha}: expected a blend factor in [0, 1] (0: PSNR model, 1: GAN model)")
-    if len(psnr.weights) != len(gan.weights):
-        raise ValueError(f"cannot interpolate: {len(psnr.weights)} vs {len(gan.weights)} weights")
-    for a, b in zip(psnr.weights, gan.weights):
-        if tuple(a.shape) != tuple(b.shape):
-            raise ValueError(f"cannot interpolate: weight {a.path} {tuple(a.shape)} vs {b.path} {tuple(b.shape)}")
-        a.assign((1.0 - alpha) * a.numpy() + alpha * b.numpy())
-
-
-def _load_for_export(model_dir: str, gan_model_dir: str | None, alpha: float | None) -> tuple[Config, keras.Model]:
-    cfg, generator = load_generator(model_dir)
-    if gan_model_dir is None:
-        if alpha is not None:
-            raise ValueError("--alpha needs --gan_model_dir (the model blended into --model_dir)")
-        return cfg, generator
-    if alpha is None:
-        raise ValueError("--gan_model_dir needs --alpha (0: --model_dir only, 1: --gan_model_dir only)")
-    gan_cfg, gan = load_generator(gan_model_dir)
-    diffs = [f"{k}: {getattr(cfg, k)!r} vs {getattr(gan_cfg, k)!r}"
-             for k in ARCHITECTURE_FIELDS if k != "disc_filters" and getattr(cfg, k) != getattr(gan_cfg, k)]
-    if diffs:
-        raise ValueError(f"--model_dir={model_dir} and --gan_model_dir={gan_model_dir} have different generator"
-                         " architectures (" + "; ".join(diffs) + "): interpolation needs identical ones")
-    interpolate_generators(generator, gan, alpha)
-    return cfg, generator
-
-
 def _smoke_test(path: str, generator: keras.Model, cfg: Config) -> None:
     """Reload the written model and compare it with the Keras generator on a random batch."""
     lr = tf.constant(np.random.default_rng(0).integers(0, 256, [2, cfg.lr_size, cfg.lr_size, 3], dtype=np.uint8))
@@ -135,12 +101,6 @@ def _smoke_test(path: str, generator: keras.Model, cfg: Config) -> None:
     diff = int(np.abs(got.numpy().astype(int) - expected).max())
     if diff > 1:
         raise RuntimeError(f"exported model differs from the Keras generator by {diff} grey levels")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def export(model_dir: str, export_dir: str, *, all_stages: bool = False, gan_model_dir: str | None = None,
@@ -153,39 +113,26 @@ def export(model_dir: str, export_dir: str, *, all_stages: bool = False, gan_mod
     export_dir = os.path.normpath(export_dir)
     if os.path.exists(export_dir) and not overwrite:
         raise FileExistsError(f"--export_dir={export_dir} already exists; pick a new version folder or pass --overwrite")
-    cfg, generator = _load_for_export(model_dir, gan_model_dir, alpha)
+    cfg, generator = load_blended(model_dir, gan_model_dir, alpha)
     metadata = {
         "lr_size": cfg.lr_size, "hr_size": cfg.hr_size, "scale": cfg.scale,
         "stage_sizes": list(cfg.stage_sizes),
         "signatures": [signatures.UINT8_SIGNATURE, signatures.ENCODED_SIGNATURE]
                       + ([signatures.STAGES_SIGNATURE] if all_stages else []),
         "model_dir": os.path.abspath(model_dir),
-        "checkpoint": tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")),
+        "checkpoint": (os.path.abspath(os.path.join(model_dir, pretrained.WEIGHTS_FILE)) if pretrained.is_packed(model_dir)
+                       else tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))),
         "gan_model_dir": os.path.abspath(gan_model_dir) if gan_model_dir else None,
         "alpha": alpha,
         "config": cfg.to_dict(),
     }
-    parent = os.path.dirname(os.path.abspath(export_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.tmp-", dir=parent)
-    try:
+    with fileio.atomic_folder(export_dir) as tmp:
         archive = keras.export.ExportArchive()
         archive.track(generator)
         _add_signatures(archive, generator, cfg, all_stages)
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide it from a server running as another user
         archive.write_out(tmp, verbose=False)
         os.makedirs(os.path.join(tmp, os.path.dirname(signatures.METADATA_FILE)), exist_ok=True)
         with open(os.path.join(tmp, signatures.METADATA_FILE), "w") as fh:
             json.dump(metadata, fh, indent=2, sort_keys=True)
         _smoke_test(tmp, generator, cfg)
-        if os.path.exists(export_dir):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.old-", dir=parent)
-            os.rename(export_dir, os.path.join(old, "model"))
-            os.rename(tmp, export_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, export_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return metadata

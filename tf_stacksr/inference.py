@@ -15,14 +15,16 @@ import numpy as np
 import tensorflow as tf
 
 from tf_stacksr import config as config_lib
-from tf_stacksr import signatures
+from tf_stacksr import pretrained, signatures
 from tf_stacksr.config import Config
 from tf_stacksr.data import pairs
 from tf_stacksr.networks import build_generator
 
 
 def load_generator(model_dir: str) -> tuple[Config, keras.Model]:
-    """Rebuild the generator from `model_dir/config.json` and restore its latest checkpoint."""
+    """Rebuild the generator of a training model_dir (config.json + latest checkpoint) or a packed model."""
+    if pretrained.is_packed(model_dir):
+        return pretrained.load(model_dir)
     config_path = os.path.join(model_dir, "config.json")
     if not os.path.exists(config_path):
         raise FileNotFoundError(f"{model_dir}: no config.json; expected a training --model_dir")
@@ -32,6 +34,41 @@ def load_generator(model_dir: str) -> tuple[Config, keras.Model]:
         raise FileNotFoundError(f"{model_dir}/checkpoints: no checkpoint found; train first")
     generator = build_generator(cfg)
     tf.train.Checkpoint(generator=generator).restore(latest).assert_existing_objects_matched().expect_partial()
+    return cfg, generator
+
+
+def interpolate_generators(psnr: keras.Model, gan: keras.Model, alpha: float) -> None:
+    """Blend `gan`'s weights into `psnr` in place: w = (1 - alpha) * w_psnr + alpha * w_gan.
+
+    Network interpolation (ESRGAN, Wang et al. 2018): one number trades the PSNR model's fidelity
+    for the GAN model's detail, with no retraining.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"--alpha={alpha}: expected a blend factor in [0, 1] (0: PSNR model, 1: GAN model)")
+    if len(psnr.weights) != len(gan.weights):
+        raise ValueError(f"cannot interpolate: {len(psnr.weights)} vs {len(gan.weights)} weights")
+    for a, b in zip(psnr.weights, gan.weights):
+        if tuple(a.shape) != tuple(b.shape):
+            raise ValueError(f"cannot interpolate: weight {a.path} {tuple(a.shape)} vs {b.path} {tuple(b.shape)}")
+        a.assign((1.0 - alpha) * a.numpy() + alpha * b.numpy())
+
+
+def load_blended(model_dir: str, gan_model_dir: str | None, alpha: float | None) -> tuple[Config, keras.Model]:
+    """`model_dir`'s generator, blended with `gan_model_dir`'s by `alpha` when both are given."""
+    cfg, generator = load_generator(model_dir)
+    if gan_model_dir is None:
+        if alpha is not None:
+            raise ValueError("--alpha needs a GAN model to blend in (--gan_model_dir)")
+        return cfg, generator
+    if alpha is None:
+        raise ValueError("--gan_model_dir needs --alpha (0: --model_dir only, 1: --gan_model_dir only)")
+    gan_cfg, gan = load_generator(gan_model_dir)
+    diffs = [f"{k}: {getattr(cfg, k)!r} vs {getattr(gan_cfg, k)!r}"
+             for k in config_lib.GENERATOR_FIELDS if getattr(cfg, k) != getattr(gan_cfg, k)]
+    if diffs:
+        raise ValueError(f"{model_dir} and {gan_model_dir} have different generator architectures ("
+                         + "; ".join(diffs) + "): interpolation needs identical ones")
+    interpolate_generators(generator, gan, alpha)
     return cfg, generator
 
 

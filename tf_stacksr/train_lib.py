@@ -23,15 +23,10 @@ from absl import logging
 
 from tf_stacksr import config as config_lib
 from tf_stacksr import distribute, losses, visualize
-from tf_stacksr.config import Config
+from tf_stacksr.config import ARCHITECTURE_FIELDS, Config
 from tf_stacksr.data import degrade, pipeline
 from tf_stacksr.networks import build_discriminators, build_generator
 from tf_stacksr.networks.stacked import stage_name
-
-# Options that change the networks' shapes: a run cannot resume with different values.
-ARCHITECTURE_FIELDS = ("hr_size", "scale", "res_blocks", "res_convs", "res_kernel", "unet_filters",
-                       "unet_max_filters", "up_filters", "norm", "residual", "disc_filters")
-
 
 class ConstantThenLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Constant learning rate, then linear decay to 0 at `total_steps` (pix2pix's schedule)."""

@@ -1,0 +1,120 @@
+"""Pretrained generators shipped inside the package, and the compact format they are stored in.
+
+A training run (config.json + TF checkpoints with optimiser state, ~34 MB at 16->64) is too big
+to ship, and so is its float32 generator (2.8 M parameters, 11 MB). `pack` writes a *packed
+model*: a folder with the run's `config.json` and `generator.npz`, every generator weight under
+its Keras path; kernels (ndim >= 2) are stored as int8 with one float32 scale per last-axis
+channel (symmetric rounding, w ~= q * scale), everything else (biases, norm parameters) as
+float32. That is ~2.9 MB per model; the measured cost in PSNR is in docs/results.md.
+
+A packed folder is a model path like any other: `inference.load_generator`, and so evaluation,
+export and enhance, accept it wherever they accept a training model_dir. The shipped ones live
+in tf_stacksr/weights/<name>/ and can also be named by <name> alone (`resolve`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+
+from tf_stacksr import config as config_lib
+from tf_stacksr import fileio
+from tf_stacksr.config import Config
+from tf_stacksr.networks import build_generator
+
+WEIGHTS_FILE = "generator.npz"
+CONFIG_FILE = "config.json"
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+PSNR_MODEL = "celeba_16to64_psnr"  # L1-trained: highest PSNR/SSIM and identity, smoother texture
+GAN_MODEL = "celeba_16to64_gan"  # the stacked GAN fine-tuned from PSNR_MODEL: sharper, lower FID
+DEFAULT_MODEL = PSNR_MODEL
+
+_SCALE_SUFFIX = "::scale"
+
+
+def is_packed(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, WEIGHTS_FILE)) and os.path.isfile(os.path.join(path, CONFIG_FILE))
+
+
+def shipped() -> dict[str, str]:
+    """Name -> folder of every packed model installed with the package."""
+    if not os.path.isdir(SHIPPED_DIR):
+        return {}
+    folders = {name: os.path.join(SHIPPED_DIR, name) for name in sorted(os.listdir(SHIPPED_DIR))}
+    return {name: path for name, path in folders.items() if is_packed(path)}
+
+
+def resolve(name_or_path: str) -> str:
+    """An existing path as is; else the shipped model of that name; else a clear error."""
+    if os.path.exists(name_or_path):
+        return name_or_path
+    models = shipped()
+    if name_or_path in models:
+        return models[name_or_path]
+    known = ", ".join(models) or "none are installed"
+    raise FileNotFoundError(f"{name_or_path!r} is neither an existing model path nor a shipped model ({known})")
+
+
+def quantize(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 per last-axis channel: returns (q int8, scale float32) with kernel ~= q * scale."""
+    kernel = np.asarray(kernel, np.float32)
+    peak = np.abs(kernel.reshape(-1, kernel.shape[-1])).max(axis=0)
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint(kernel / scale), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def pack_weights(generator: keras.Model) -> dict[str, np.ndarray]:
+    arrays = {}
+    for weight in generator.weights:
+        value = np.asarray(weight.numpy(), np.float32)
+        if value.ndim >= 2:
+            arrays[weight.path], arrays[weight.path + _SCALE_SUFFIX] = quantize(value)
+        else:
+            arrays[weight.path] = value
+    return arrays
+
+
+def pack(cfg: Config, generator: keras.Model, out_dir: str, *, source: dict | None = None) -> str:
+    """Write `generator` (built from `cfg`) as a packed model folder; atomic, returns `out_dir`."""
+    with fileio.atomic_folder(out_dir) as tmp:
+        np.savez_compressed(os.path.join(tmp, WEIGHTS_FILE), **pack_weights(generator))
+        with open(os.path.join(tmp, CONFIG_FILE), "w") as fh:
+            json.dump({**cfg.to_dict(), **({"packed_from": source} if source else {})}, fh, indent=2, sort_keys=True)
+    return out_dir
+
+
+def load(path: str) -> tuple[Config, keras.Model]:
+    """Rebuild a packed model's generator (dequantised to float32)."""
+    cfg = config_lib.load_json(os.path.join(path, CONFIG_FILE))  # ignores the extra "packed_from" key
+    generator = build_generator(cfg)
+    with np.load(os.path.join(path, WEIGHTS_FILE)) as arrays:
+        stored = {k for k in arrays.files if not k.endswith(_SCALE_SUFFIX)}
+        expected = {w.path for w in generator.weights}
+        if stored != expected:
+            missing, extra = sorted(expected - stored), sorted(stored - expected)
+            raise ValueError(f"{path}/{WEIGHTS_FILE} does not match the generator its {CONFIG_FILE} describes"
+                             f" (missing {missing[:3]}, unexpected {extra[:3]})")
+        for weight in generator.weights:
+            value = arrays[weight.path].astype(np.float32)
+            if weight.path + _SCALE_SUFFIX in arrays.files:
+                value = value * arrays[weight.path + _SCALE_SUFFIX]
+            if tuple(value.shape) != tuple(weight.shape):
+                raise ValueError(f"{path}/{WEIGHTS_FILE}: {weight.path} has shape {value.shape},"
+                                 f" the generator expects {tuple(weight.shape)}")
+            weight.assign(value)
+    return cfg, generator
+
+
+def choose(model: str | None, gan_model: str | None, alpha: float | None) -> tuple[str, str | None]:
+    """The model paths to load for export and enhance: the given ones (shipped names allowed), else
+    the shipped defaults: DEFAULT_MODEL, or with only `alpha` given the shipped PSNR model blended
+    with the shipped GAN model."""
+    if model is None:
+        model = DEFAULT_MODEL if alpha is None else PSNR_MODEL
+        if alpha is not None and gan_model is None:
+            gan_model = GAN_MODEL
+    return resolve(model), (resolve(gan_model) if gan_model is not None else None)

@@ -1,0 +1,63 @@
+"""Pack a trained generator for shipping (int8 kernels, ~4x smaller than float32; `tf_stacksr.pretrained`).
+
+  python tools/pack_model.py --model_dir=runs/celeba_16to64_psnr --output=tf_stacksr/weights/celeba_16to64_psnr
+
+Prints the packed size and how far the packed model's output moves from the float one on
+real test faces (--data, prepared shards or an image folder) or, without --data, random inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+from absl import app, flags
+
+flags.DEFINE_string("model_dir", None, "Training folder (config.json + checkpoints/) to pack.")
+flags.DEFINE_string("output", None, "Packed model folder to write (replaced if it exists).")
+flags.DEFINE_string("data", None, "Optional faces to measure the packing error on (prepared shards or a folder).")
+flags.DEFINE_integer("limit", 200, "Faces used from --data.")
+flags.mark_flags_as_required(["model_dir", "output"])
+FLAGS = flags.FLAGS
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=(1, 2, 3))
+    return float(np.mean(10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))))
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    import tensorflow as tf
+
+    from tf_stacksr import eval_data, inference, pretrained
+    from tf_stacksr.data import pairs
+
+    cfg, generator = inference.load_generator(FLAGS.model_dir)
+    checkpoint = os.path.basename(tf.train.latest_checkpoint(os.path.join(FLAGS.model_dir, "checkpoints")))
+    path = pretrained.pack(cfg, generator, FLAGS.output, source={"model_dir": os.path.basename(
+        os.path.normpath(FLAGS.model_dir)), "checkpoint": checkpoint})
+    size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    float_model = inference.Upscaler(cfg, generator, "float32")
+    packed = inference.load_upscaler(path)
+    if FLAGS.data:
+        faces = eval_data.open_faces(FLAGS.data, cfg.hr_size, FLAGS.limit).dataset.map(lambda key, ident, hr: hr)
+        hr_float = tf.stack(list(faces))  # the evaluation's HR -> LR protocol (eval_lib)
+        hr = pairs.float_to_uint8(hr_float).numpy()
+        lr = pairs.float_to_uint8(pairs.downscale(hr_float, cfg.lr_size)).numpy()
+    else:
+        lr = np.random.default_rng(0).integers(0, 256, (16, cfg.lr_size, cfg.lr_size, 3), dtype=np.uint8)
+        hr = None
+    a, b = float_model(lr), packed(lr)
+    report = {"output": path, "bytes": size, "parameters": generator.count_params(), "checkpoint": checkpoint,
+              "max_abs_diff_grey_levels": int(np.abs(a.astype(int) - b.astype(int)).max()),
+              "psnr_packed_vs_float_db": psnr(a, b)}
+    if hr is not None:
+        report.update(faces=len(hr), psnr_float_db=psnr(a, hr), psnr_packed_db=psnr(b, hr))
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    app.run(main)
