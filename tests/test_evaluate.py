@@ -92,7 +92,7 @@ def test_evaluate_rejects_a_model_of_another_scale(run_cli, tmp_path):
     model.mkdir()
     with pytest.raises(ValueError, match="upscales x4, but --scale=2"):
         run_cli(f"--data={FIXTURES / 'ffhq'}", "--scale=2", "--hr_size=64", f"--methods={model}", f"--output_dir={tmp_path}")
-    with pytest.raises(ValueError, match="neither 'bicubic' nor an existing"):
+    with pytest.raises(ValueError, match="missing' is neither an existing model path nor a shipped model.*expected 'bicubic'"):
         run_cli(f"--data={FIXTURES / 'ffhq'}", f"--methods={tmp_path / 'missing'}", f"--output_dir={tmp_path}")
 
 

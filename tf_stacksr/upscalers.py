@@ -2,8 +2,8 @@
 
 Protocol: `up(lr)` maps uint8 [N, h, w, 3] to uint8 [N, h*scale, w*scale, 3], and `up.scale`
 and `up.name` say what it is. `bicubic` is built here (the paper's baseline, and exactly the
-blurry input A the networks receive); every other method string is a trained model path,
-resolved by `tf_stacksr.inference.load_upscaler` (imported only then, so evaluating bicubic
+blurry input A the networks receive); every other method string is a trained model path or
+the name of a shipped model (`tf_stacksr.pretrained`), loaded by `tf_stacksr.inference.load_upscaler` (imported only then, so evaluating bicubic
 needs no model code).
 """
 
@@ -45,15 +45,19 @@ class Bicubic:
 
 
 def resolve(method: str, scale: int, hr_size: int) -> Upscaler:
-    """`bicubic` or a model path (training model_dir or SavedModel) -> an upscaler for `scale` and `hr_size`."""
+    """`bicubic`, a model path or a shipped model's name -> an upscaler for `scale` and `hr_size`."""
     if method == BICUBIC:
         return Bicubic(scale)
-    if not os.path.exists(method):
-        raise ValueError(f"--methods: {method!r} is neither 'bicubic' nor an existing model_dir/SavedModel path")
     try:
+        from tf_stacksr import pretrained
         from tf_stacksr.inference import load_upscaler
+
+        method = pretrained.resolve(method)
     except ImportError as err:
         raise ValueError(f"--methods: loading the model {method!r} needs tf_stacksr.inference ({err})") from err
+    except FileNotFoundError as err:
+        raise ValueError(f"--methods: {err}; expected 'bicubic', a model_dir, packed model or SavedModel path,"
+                         " or a shipped model's name") from None
     upscaler = load_upscaler(method)
     if int(upscaler.scale) != scale:
         raise ValueError(f"--methods: model {method!r} upscales x{upscaler.scale}, but --scale={scale}")
