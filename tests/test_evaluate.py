@@ -60,25 +60,25 @@ def test_evaluate_writes_tables_and_figure(run_cli, faces_with_a_corrupt_file, t
     model = tmp_path / "fake_model"
     model.mkdir()
     out = tmp_path / "out"
-    run_cli(f"--data={faces_with_a_corrupt_file}", "--scale=4", "--hr_size=64", f"--methods=bicubic,{model}",
+    run_cli(f"--data={faces_with_a_corrupt_file}", "--scale=4", "--hr_size=64", f"--methods=bicubic,fake={model}",
             f"--output_dir={out}", "--eval_batch_size=3", "--figure_faces=5")
 
     report = json.loads((out / eval_report.JSON_FILE).read_text())
     assert report["n_faces"] == 8 and report["n_skipped"] == 1
     assert report["skipped"] == [str(faces_with_a_corrupt_file / "000000_corrupt.jpg")]
     rows = {row["method"]: row for row in report["methods"]}
-    assert set(rows) == {"bicubic", "nearest-fake"}
+    assert set(rows) == {"bicubic", "fake"}  # LABEL=MODEL names the row
     for row in rows.values():
         assert row["n"] == 8
         for key in ("fid", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "identity_distance", "same_person_rate", "verification_accuracy"):
             assert np.isfinite(row[key]), (row["method"], key)
     # Pixel repetition is a worse reconstruction than bicubic interpolation.
-    assert rows["bicubic"]["psnr_y"] > rows["nearest-fake"]["psnr_y"]
-    assert rows["bicubic"]["fid"] < rows["nearest-fake"]["fid"]
+    assert rows["bicubic"]["psnr_y"] > rows["fake"]["psnr_y"]
+    assert rows["bicubic"]["fid"] < rows["fake"]["fid"]
     assert report["identity"]["verification_pairs"] > 0
 
     markdown = (out / eval_report.MARKDOWN_FILE).read_text()
-    assert "## 16 to 64 (x4)" in markdown and "| bicubic |" in markdown and "| nearest-fake |" in markdown
+    assert "## 16 to 64 (x4)" in markdown and "| bicubic |" in markdown and "| fake |" in markdown
     assert "| bicubic |" in capsys.readouterr().out
 
     figure = cv2.imread(str(out / eval_report.FIGURE_FILE))

@@ -98,9 +98,11 @@ def evaluate(opts: EvalOptions) -> dict:
     """Score bicubic and every method in `opts.methods`; write results.{md,json} and comparison.png."""
     start = time.time()
     cfg = config.Config(hr_size=opts.hr_size, scale=opts.scale)  # validates --scale/--hr_size as training does
-    methods = [upscalers.BICUBIC] + [m for m in opts.methods if m != upscalers.BICUBIC]
+    labelled = [upscalers.split_label(m) for m in opts.methods if m != upscalers.BICUBIC]
+    methods = [upscalers.BICUBIC] + [m for _, m in labelled]
+    labels = [None] + [label for label, _ in labelled]
     ups = [upscalers.resolve(m, cfg.scale, cfg.hr_size) for m in methods]
-    names = _unique_names([upscalers.display_name(u, m) for u, m in zip(ups, methods)])
+    names = _unique_names([label or upscalers.display_name(u, m) for u, m, label in zip(ups, methods, labels)])
     source = eval_data.open_faces(opts.data, cfg.hr_size, opts.limit, opts.split)
     features = fid.shared_features(opts.fid_cache)
     faces = identity.FaceIdentity() if opts.identity else None

@@ -27,7 +27,7 @@ for _field in dataclasses.fields(config.Config):
         flags.DEFINE_integer(_field.name, _field.default, _field.metadata["help"])
 flags.DEFINE_string("data", "", "Faces: a folder of images (searched recursively; centre-cropped like training) or of prepared TFRecord shards (manifest.json).")
 flags.DEFINE_string("eval_split", "test", "Split of prepared shards to evaluate (ignored for image folders; named apart from prepare's --split).")
-flags.DEFINE_list("methods", ["bicubic"], "Comma-separated methods: 'bicubic' and/or model paths (training model_dir or SavedModel). Bicubic is always included.")
+flags.DEFINE_list("methods", ["bicubic"], "Comma-separated methods: 'bicubic' and/or models (training model_dir, packed model, SavedModel or shipped model name), each optionally LABEL=MODEL to name its row. Bicubic is always included.")
 flags.DEFINE_string("output_dir", "eval", "Where results.md, results.json and comparison.png are written.")
 flags.DEFINE_integer("eval_batch_size", 32, "Images per batch (named apart from training's --batch_size).")
 flags.DEFINE_integer("limit", None, "Evaluate only the first N faces (sorted order).")

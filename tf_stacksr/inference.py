@@ -137,6 +137,8 @@ def is_saved_model(path: str) -> bool:
 def load_upscaler(path: str) -> Upscaler:
     """An Upscaler from a training model_dir (config.json + checkpoints) or an exported SavedModel."""
     name = os.path.basename(os.path.normpath(path))
+    if name.isdigit():  # a TF Serving version folder: models/stacksr/1 -> "stacksr/1"
+        name = os.path.join(os.path.basename(os.path.dirname(os.path.normpath(path))), name)
     if is_saved_model(path):
         return SavedModelUpscaler(path, name=name)
     if not os.path.isdir(path):

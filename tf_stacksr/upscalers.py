@@ -67,6 +67,14 @@ def resolve(method: str, scale: int, hr_size: int) -> Upscaler:
     return upscaler
 
 
+def split_label(method: str) -> tuple[str | None, str]:
+    """`LABEL=MODEL` -> (LABEL, MODEL), the name reports use; a plain method -> (None, method)."""
+    label, sep, rest = method.partition("=")
+    if sep and label and rest and not os.path.exists(method):
+        return label, rest
+    return None, method
+
+
 def display_name(upscaler: Upscaler, method: str) -> str:
     """The upscaler's own name, else the model folder's name."""
     return getattr(upscaler, "name", None) or os.path.basename(os.path.normpath(method))
