@@ -2,8 +2,9 @@
 
 Also `python -m tf_stacksr.enhance ...`. Thin entry: arguments -> `EnhanceOptions`, the model
 (the shipped pretrained one by default, else a training model_dir, packed model or exported
-SavedModel; optionally blended with a GAN model by --alpha) -> `enhance_lib.enhance_files`. Writes OUT_DIR/<input name>.png (alpha kept), and with
---save-faces the super-resolved aligned faces as <name>_face<k>.png.
+SavedModel; optionally blended with a GAN model by --alpha) -> `enhance_lib.enhance_files`.
+Writes OUT_DIR/<input name>.png (alpha kept), and with --save-faces the super-resolved aligned
+faces as <name>_face<k>.png.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def load_upscaler(model: str | None, gan_model: str | None, alpha: float | None)
     try:
         if gan_model is not None and alpha is None:
             raise ValueError("--gan-model needs --alpha (0: --model only, 1: --gan-model only)")
-        model, gan_model = pretrained.choose(model, gan_model if alpha is not None else None, alpha)
+        model, gan_model = pretrained.choose(model, gan_model, alpha)
         if alpha is None:
             return inference.load_upscaler(model)
         cfg, generator = inference.load_blended(model, gan_model, alpha)
