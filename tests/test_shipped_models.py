@@ -24,32 +24,36 @@ def psnr_y(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def faces():
-    """HR 64 px faces aligned like the training data, and their 16 px LR versions."""
+def aligned_faces():
+    """128 px faces aligned like the training data (`prepare --size=128`)."""
     aligner = align.FaceAligner()
-    hr = []
+    crops = []
     for name in TEST_PHOTOS:
         with Image.open(FIXTURES / "celeba" / name) as image:
             rgb = np.asarray(image.convert("RGB"))
-        crop, _ = aligner.align(rgb, aligner.detect(rgb)[0], 128)
-        hr.append(np.asarray(Image.fromarray(crop).resize((64, 64), Image.BICUBIC)))
-    hr = np.stack(hr)
-    lr = np.stack([np.asarray(Image.fromarray(face).resize((16, 16), Image.BICUBIC)) for face in hr])
-    return hr, lr
+        crops.append(aligner.align(rgb, aligner.detect(rgb)[0], 128)[0])
+    return crops
 
 
-def test_both_models_ship_and_are_small():
+def resized(faces, size: int) -> np.ndarray:
+    return np.stack([np.asarray(Image.fromarray(face).resize((size, size), Image.BICUBIC)) for face in faces])
+
+
+def test_models_ship_and_are_small():
     models = pretrained.shipped()
-    for name in (pretrained.PSNR_MODEL, pretrained.GAN_MODEL):
+    for name in (pretrained.PSNR_MODEL, pretrained.GAN_MODEL, pretrained.PSNR_MODEL_128):
         assert name in models, f"{name} missing from {pretrained.SHIPPED_DIR}"
         size = sum(os.path.getsize(os.path.join(models[name], f)) for f in os.listdir(models[name]))
         assert size < 5 * 2**20, (name, size)
 
 
-@pytest.mark.parametrize("name, min_gain_db", [(pretrained.PSNR_MODEL, 3.0), (pretrained.GAN_MODEL, 2.0)])
-def test_shipped_model_beats_bicubic_on_unseen_identities(faces, name, min_gain_db):
-    hr, lr = faces
-    bicubic = upscalers.resolve(upscalers.BICUBIC, 4, 64)(lr)
-    ours = upscalers.resolve(name, 4, 64)(lr)  # by name, as `evaluate --methods=NAME` does
+@pytest.mark.parametrize("name, hr_size, min_gain_db",
+                         [(pretrained.PSNR_MODEL, 64, 3.0), (pretrained.GAN_MODEL, 64, 2.0),
+                          (pretrained.PSNR_MODEL_128, 128, 3.0)])
+def test_shipped_model_beats_bicubic_on_unseen_identities(aligned_faces, name, hr_size, min_gain_db):
+    hr = resized(aligned_faces, hr_size)  # HR as training reads the 128 px shards
+    lr = resized(hr, hr_size // 4)
+    bicubic = upscalers.resolve(upscalers.BICUBIC, 4, hr_size)(lr)
+    ours = upscalers.resolve(name, 4, hr_size)(lr)  # by name, as `evaluate --methods=NAME` does
     gain = psnr_y(ours, hr) - psnr_y(bicubic, hr)
     assert gain >= min_gain_db, f"{name}: {gain:+.2f} dB over bicubic"
