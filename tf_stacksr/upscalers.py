@@ -3,8 +3,9 @@
 Protocol: `up(lr)` maps uint8 [N, h, w, 3] to uint8 [N, h*scale, w*scale, 3], and `up.scale`
 and `up.name` say what it is. `bicubic` is built here (the paper's baseline, and exactly the
 blurry input A the networks receive); every other method string is a trained model path or
-the name of a shipped model (`tf_stacksr.pretrained`), loaded by `tf_stacksr.inference.load_upscaler` (imported only then, so evaluating bicubic
-needs no model code).
+the name of a shipped model (`tf_stacksr.pretrained`), loaded by
+`tf_stacksr.inference.load_upscaler` (imported only then, so evaluating bicubic needs no model
+code).
 """
 
 from __future__ import annotations
