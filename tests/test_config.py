@@ -25,7 +25,8 @@ def test_stage_sizes(hr_size, scale, stages):
     (dict(hr_size=100, scale=8), "--hr_size"), (dict(hr_size=96, scale=4), "--hr_size"),
     (dict(res_blocks=0), "--res_blocks"), (dict(res_kernel=2), "--res_kernel"),
     (dict(lambda_l1=-1.0), "--lambda_l1"), (dict(norm="layer"), "--norm"), (dict(degradation="jpeg"), "--degradation"),
-    (dict(model_dir=""), "--model_dir"),
+    (dict(model_dir=""), "--model_dir"), (dict(identity_weight=-0.1), "--identity_weight"),
+    (dict(identity_face_scale=2.0), "--identity_face_scale"),
 ])
 def test_bad_values_name_the_flag(changes, flag):
     with pytest.raises(ValueError, match=flag):

@@ -128,3 +128,14 @@ def test_realistic_degradation_changes_only_the_inputs(tmp_path):
     for a, b in zip(t_clean, t_rough):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert np.abs(x_clean.numpy() - x_rough.numpy()).mean() > 1e-3
+
+
+def test_identity_term_joins_the_generator_loss(tmp_path):
+    """g_total = lambda * sum of stage L1 + identity_weight * identity distance (PSNR model, no GAN terms)."""
+    trainer = train_lib.Trainer(tiny_config(tmp_path, adv_weight=0.0, lambda_l1=2.0, identity_weight=0.5))
+    terms = {k: float(v) for k, v in trainer.train_step(iter(trainer.dataset(0))).items()}
+    l1 = sum(v for k, v in terms.items() if k.startswith("l1/"))
+    assert terms["identity/x4"] > 0.05  # an untrained generator's faces are far from the targets'
+    np.testing.assert_allclose(terms["g_total"], 2.0 * l1 + 0.5 * terms["identity/x4"], rtol=1e-5)
+    plain = train_lib.Trainer(tiny_config(tmp_path / "plain", adv_weight=0.0))
+    assert not any(k.startswith("identity/") for k in plain.train_step(iter(plain.dataset(0))))

@@ -48,6 +48,8 @@ class Config:
     lambda_l1: float = _opt(100.0, "Weight of the per-stage L1 term (paper's lambda).")
     adv_weight: float = _opt(1.0, "Weight of the adversarial terms; 0 trains the PSNR-oriented model (L1 only, no discriminators updated).")
     bb_weight: float = _opt(1.0, "Weight of the paper's L_BB' term (stage-1 pair conditioned on the LR ground truth).")
+    identity_weight: float = _opt(0.0, "Weight of the identity term (ours): distance of dlib face descriptors of the final output and the ground truth; 0 turns it off.")
+    identity_face_scale: float = _opt(0.7, "The --face_scale the training faces were prepared with, which places dlib's descriptor chip for the identity term.")
     # Optimisation.
     batch_size: int = _opt(16, "Global batch size (split over replicas); ignored when --per_replica_batch_size is set.")
     per_replica_batch_size: int = _opt(0, "Batch size per replica; when > 0 the global batch is this times the replicas in sync (all workers).")
@@ -108,9 +110,11 @@ class Config:
             fail("per_replica_batch_size", self.per_replica_batch_size, "0 (use --batch_size) or a batch size >= 1")
         if self.res_kernel % 2 == 0:
             fail("res_kernel", self.res_kernel, "an odd kernel size")
-        for name in ("lambda_l1", "adv_weight", "bb_weight", "g_lr", "d_lr"):
+        for name in ("lambda_l1", "adv_weight", "bb_weight", "identity_weight", "g_lr", "d_lr"):
             if getattr(self, name) < 0:
                 fail(name, getattr(self, name), "a value >= 0")
+        if not 0.1 <= self.identity_face_scale <= 1.5:
+            fail("identity_face_scale", self.identity_face_scale, "the face's fraction of the crop side, in [0.1, 1.5]")
         if not 0 <= self.beta1 < 1:
             fail("beta1", self.beta1, "a value in [0, 1)")
         if not 0 <= self.lr_decay_start <= 1:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tf_stacksr.networks.face_descriptor import aligned_chips
+
 
 def _per_example_mean(values: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
@@ -36,3 +38,16 @@ def generator_adversarial_loss(fake_logits: tf.Tensor) -> tf.Tensor:
 def l1_loss(prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """L_L1 = E|y - G(x, z)| (Eq. 10), mean over pixels and channels."""
     return _per_example_mean(tf.abs(tf.cast(target, tf.float32) - tf.cast(prediction, tf.float32)))
+
+
+def identity_distance(descriptor, prediction: tf.Tensor, target: tf.Tensor, face_scale: float) -> tf.Tensor:
+    """Distance of dlib face descriptors of prediction and (constant) target: ours, not the paper's.
+
+    The same 128-d space and units as the identity metric (same person below 0.6); the target
+    side is a constant, so only the generator is pushed. `descriptor` is a
+    `networks.face_descriptor.FaceDescriptor`; both images are aligned crops in [-1, 1].
+    """
+    wanted = tf.stop_gradient(descriptor(aligned_chips(target, face_scale)))
+    got = descriptor(aligned_chips(prediction, face_scale))
+    # sqrt with a floor: the gradient of a norm at 0 is undefined.
+    return tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(got - wanted), axis=-1), 1e-12))

@@ -26,6 +26,7 @@ from tf_stacksr import distribute, losses, visualize
 from tf_stacksr.config import ARCHITECTURE_FIELDS, Config
 from tf_stacksr.data import degrade, pipeline
 from tf_stacksr.networks import build_discriminators, build_generator
+from tf_stacksr.networks.face_descriptor import FaceDescriptor
 from tf_stacksr.networks.stacked import stage_name
 
 class ConstantThenLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -86,6 +87,7 @@ class Trainer:
                 self.d_opt = distribute.wrap_optimizer(cfg, keras.optimizers.Adam(
                     ConstantThenLinearDecay(cfg.d_lr, decay_start, cfg.train_steps), beta_1=cfg.beta1))
                 self.d_opt.build(self.d_vars)
+            self.descriptor = FaceDescriptor() if cfg.identity_weight > 0 else None
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             trackables = {"step": self.step, "generator": self.generator, "g_opt": self.g_opt}
             if self.adversarial:
@@ -159,6 +161,10 @@ class Trainer:
                     terms["g_bb/lr"], terms["d_bb/lr"] = avg(g_bb), avg(d_bb)
                     g_total += cfg.adv_weight * cfg.bb_weight * g_bb
                     d_total += cfg.bb_weight * d_bb
+            if self.descriptor is not None:
+                identity = losses.identity_distance(self.descriptor, outputs[-1], targets[-1], cfg.identity_face_scale)
+                terms[f"identity/{stage_name(len(outputs) - 1)}"] = avg(identity)
+                g_total += cfg.identity_weight * identity
             g_loss = avg(g_total)
             terms["g_total"] = g_loss
             g_scaled = self.g_opt.scale_loss(g_loss)
@@ -259,10 +265,12 @@ def train(cfg: Config, strategy: tf.distribute.Strategy | None = None) -> dict[s
                 rate = (step - s_log) / max(now - t_log, 1e-9)
                 for k, v in {**terms, **trainer.learning_rates(), "perf/images_per_sec": rate * cfg.batch_size}.items():
                     tf.summary.scalar(k, v, step=step)
-                logging.info("step %d/%d | %.1f img/s | g %.4f%s | L1 %s | ETA %s", step, cfg.train_steps,
+                identity = [v for k, v in terms.items() if k.startswith("identity/")]
+                logging.info("step %d/%d | %.1f img/s | g %.4f%s | L1 %s%s | ETA %s", step, cfg.train_steps,
                              rate * cfg.batch_size, terms["g_total"],
                              f" d {terms['d_total']:.4f}" if "d_total" in terms else "",
                              " ".join(f"{v:.4f}" for k, v in terms.items() if k.startswith("l1/")),
+                             f" | identity {identity[0]:.3f}" if identity else "",
                              _format_eta((cfg.train_steps - step) / max(rate, 1e-9)))
                 t_log, s_log = now, step
             if trainer.is_chief and (step % cfg.sample_every == 0 or step == cfg.train_steps):

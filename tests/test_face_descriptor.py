@@ -1,0 +1,113 @@
+"""The TF port of dlib's face descriptor against dlib itself, and the identity training term.
+
+References: dlib's C++ `compute_face_descriptor` on the same chips (the port must agree to
+float precision), dlib's own `get_face_chip` from the photo's landmarks (our fixed chip of an
+aligned crop must land on the same face), and plain NumPy norms for the loss.
+"""
+
+import pathlib
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_stacksr import eval_data, losses
+from tf_stacksr.data import align
+from tf_stacksr.metrics import identity
+from tf_stacksr.networks import face_descriptor
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def dlib_net():
+    import dlib
+
+    return dlib.face_recognition_model_v1(str(pathlib.Path(identity.default_models_dir()) / identity.DESCRIPTOR_FILE))
+
+
+@pytest.fixture(scope="module")
+def ported():
+    return face_descriptor.FaceDescriptor()
+
+
+@pytest.fixture(scope="module")
+def celeba_faces():
+    """(identity label, RGB photo, detected face): 3 fixture photos each of 3 CelebA identities."""
+    paths = sorted(str(p) for p in (FIXTURES / "celeba").glob("*.jpg"))
+    by_identity: dict = {}
+    for path, label in zip(paths, eval_data.folder_identities(str(FIXTURES / "celeba"), paths)):
+        by_identity.setdefault(label, []).append(path)
+    aligner = align.FaceAligner()
+    faces = []
+    for label in sorted(by_identity)[:3]:
+        for path in by_identity[label][:3]:
+            photo = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+            faces.append((label, photo, aligner.detect(photo)[0]))
+    return faces
+
+
+def _dlib_chip(photo, face):
+    import dlib
+
+    box = dlib.rectangle(*(int(round(v)) for v in face.box))
+    points = [dlib.point(int(round(x)), int(round(y))) for x, y in face.landmarks]
+    return dlib.get_face_chip(photo, dlib.full_object_detection(box, points), face_descriptor.CHIP_SIZE, 0.25)
+
+
+def test_port_matches_dlib_on_real_chips(ported, dlib_net, celeba_faces):
+    chips = np.stack([_dlib_chip(photo, face) for _, photo, face in celeba_faces])
+    expected = np.array([dlib_net.compute_face_descriptor(chip) for chip in chips])
+    got = ported(chips).numpy()
+    assert got.shape == (len(chips), 128)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_aligned_crop_chip_is_dlibs_chip_of_the_same_face(ported, celeba_faces):
+    """Our fixed chip of a 128 px prepared crop ~ dlib's chip from the photo's own landmarks."""
+    crops = np.stack([align.align_face(photo, face.landmarks, 128, 0.7)[0] for _, photo, face in celeba_faces])
+    ours = ported(face_descriptor.aligned_chips(crops.astype(np.float32) / 127.5 - 1.0, face_scale=0.7)).numpy()
+    reference = ported(np.stack([_dlib_chip(photo, face) for _, photo, face in celeba_faces])).numpy()
+    labels = np.array([label for label, _, _ in celeba_faces])
+    d = np.linalg.norm(ours[:, None] - reference[None], axis=-1)
+    assert np.all(np.diag(d) < 0.35), np.diag(d)
+    # Each chip is nearest to a photo of its own identity.
+    assert np.all(labels[d.argmin(axis=1)] == labels), d.round(2)
+
+
+def test_a_wrong_face_scale_moves_the_chip_off_the_face(ported, celeba_faces):
+    crops = np.stack([align.align_face(photo, face.landmarks, 128, 0.7)[0] for _, photo, face in celeba_faces])
+    faces = crops.astype(np.float32) / 127.5 - 1.0
+    reference = ported(np.stack([_dlib_chip(photo, face) for _, photo, face in celeba_faces])).numpy()
+    right = np.linalg.norm(ported(face_descriptor.aligned_chips(faces, 0.7)).numpy() - reference, axis=-1)
+    wrong = np.linalg.norm(ported(face_descriptor.aligned_chips(faces, 0.35)).numpy() - reference, axis=-1)
+    assert wrong.mean() > right.mean() + 0.1
+
+
+def test_identity_distance_is_the_descriptor_norm_and_pulls_towards_the_target(ported, celeba_faces):
+    crops = np.stack([align.align_face(photo, face.landmarks, 64, 0.7)[0] for _, photo, face in celeba_faces])
+    target = tf.constant(crops.astype(np.float32) / 127.5 - 1.0)
+    blurred = tf.constant(np.stack([cv2.GaussianBlur(c, (0, 0), 2.0) for c in crops]).astype(np.float32) / 127.5 - 1.0)
+    expected = np.linalg.norm(ported(face_descriptor.aligned_chips(blurred)).numpy()
+                              - ported(face_descriptor.aligned_chips(target)).numpy(), axis=-1)
+    with tf.GradientTape() as tape:
+        tape.watch(blurred)
+        distance = losses.identity_distance(ported, blurred, target, face_scale=0.7)
+    np.testing.assert_allclose(distance.numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert np.all(expected > 0.05)
+    np.testing.assert_allclose(losses.identity_distance(ported, target, target, 0.7).numpy(), 0.0, atol=1e-5)
+    # A small step down the gradient brings the blurred faces' descriptors closer to the targets'.
+    grad = tape.gradient(distance, blurred)
+    assert np.all(np.isfinite(grad.numpy()))
+    stepped = blurred - 0.02 * grad / tf.reduce_max(tf.abs(grad), axis=[1, 2, 3], keepdims=True)
+    assert np.all(losses.identity_distance(ported, stepped, target, 0.7).numpy() < distance.numpy())
+
+
+def test_a_file_that_is_not_the_descriptor_net_is_refused(tmp_path):
+    bogus = tmp_path / "net.dat"
+    bogus.write_bytes(b"\x01\x01\x05con_4" + bytes(100))
+    with pytest.raises(ValueError, match="net.dat"):
+        face_descriptor.FaceDescriptor(str(bogus))
+    with pytest.raises(FileNotFoundError, match="missing.dat"):
+        face_descriptor.FaceDescriptor(str(tmp_path / "missing.dat"))
