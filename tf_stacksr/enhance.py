@@ -22,6 +22,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, help="blend in the GAN model by this weight in [0, 1]: 0 = most"
                                                     " faithful, 1 = sharpest (network interpolation)")
     parser.add_argument("--gan-model", help="the GAN model --alpha blends in (default: the shipped GAN model)")
+    parser.add_argument("--flip-ensemble", choices=("on", "off"), help="average each face's output with its"
+                        " mirror image's (2x compute, slightly sharper and more faithful); default: the model's own"
+                        " setting (on for the shipped PSNR model)")
     parser.add_argument("--upscale", type=float, help="whole-photo enlargement (default: the model's scale)")
     parser.add_argument("--aligned", action="store_true", help="inputs are aligned face crops, not photos")
     parser.add_argument("--save-faces", action="store_true", help="also write each super-resolved aligned face")
@@ -38,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_upscaler(model: str | None, gan_model: str | None, alpha: float | None):
+def load_upscaler(model: str | None, gan_model: str | None, alpha: float | None, flip_ensemble: bool | None = None):
     """The upscaler to run; SystemExit with a clear message when the models cannot be loaded."""
     from tf_stacksr import inference, pretrained  # TensorFlow loads here, after the cheap checks
 
@@ -46,10 +49,14 @@ def load_upscaler(model: str | None, gan_model: str | None, alpha: float | None)
         if gan_model is not None and alpha is None:
             raise ValueError("--gan-model needs --alpha (0: --model only, 1: --gan-model only)")
         model, gan_model = pretrained.choose(model, gan_model, alpha)
-        if alpha is None:
+        if inference.is_saved_model(model):
+            if alpha is not None or flip_ensemble is not None:
+                raise ValueError(f"--model={model} is an exported SavedModel: its blend and flip ensemble were fixed"
+                                 " at export; --alpha and --flip-ensemble need a training run or packed model")
             return inference.load_upscaler(model)
-        cfg, generator = inference.load_blended(model, gan_model, alpha)
-        return inference.Upscaler(cfg, generator, name=f"{os.path.basename(model)}+{alpha:g}*gan")
+        cfg, generator = inference.load_blended(model, gan_model, alpha, flip_ensemble)
+        name = os.path.basename(os.path.normpath(model)) + (f"+{alpha:g}*gan" if alpha is not None else "")
+        return inference.Upscaler(cfg, generator, name=name)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"enhance: {err}") from None
 
@@ -67,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             max_output_side=args.max_output_side, overwrite=args.overwrite)
     except ValueError as err:
         raise SystemExit(f"enhance: {err}") from None
-    upscaler = load_upscaler(args.model, args.gan_model, args.alpha)
+    flip = None if args.flip_ensemble is None else args.flip_ensemble == "on"
+    upscaler = load_upscaler(args.model, args.gan_model, args.alpha, flip)
     summary = enhance_lib.enhance_files(args.input, args.output, upscaler, options, progress=not args.quiet)
     print(f"enhance: {summary.line()} -> {args.output}")
     return 0 if summary.written or summary.existing or not summary.files else 1

@@ -22,6 +22,7 @@ flags.DEFINE_string("export_dir", None, "Version folder to create, <model_base_p
 flags.DEFINE_bool("all_stages", False, "Also add the 'all_stages' signature returning every stage's output (LR first).")
 flags.DEFINE_string("gan_model_dir", None, "Second model (GAN, same architecture) to blend in with --alpha (default with"
                     " --alpha and no --model_dir: the shipped GAN model, blended into the shipped PSNR model).")
+flags.DEFINE_bool("flip_ensemble", None, "Average with the mirrored face's output (2x compute); default: the model's own setting.")
 flags.DEFINE_float("alpha", None, "Interpolation weight of --gan_model_dir: 0 = --model_dir only, 1 = --gan_model_dir only.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir (atomically).")
 flags.mark_flags_as_required(["export_dir"])
@@ -36,7 +37,8 @@ def main(argv):
     try:
         model_dir, gan_model_dir = pretrained.choose(FLAGS.model_dir, FLAGS.gan_model_dir, FLAGS.alpha)
         metadata = export_lib.export(model_dir, FLAGS.export_dir, all_stages=FLAGS.all_stages,
-                                     gan_model_dir=gan_model_dir, alpha=FLAGS.alpha, overwrite=FLAGS.overwrite)
+                                     gan_model_dir=gan_model_dir, alpha=FLAGS.alpha,
+                                     flip_ensemble=FLAGS.flip_ensemble, overwrite=FLAGS.overwrite)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         raise SystemExit(f"export failed: {err}") from err
     print(json.dumps({"export_dir": FLAGS.export_dir, **{k: metadata[k] for k in

@@ -65,7 +65,7 @@ def _add_signatures(archive: keras.export.ExportArchive, generator: keras.Model,
 
     def sr_faces(lr_faces):
         lr_faces = _checked(lr_faces, [None, lr, lr, 3], lr_message)
-        return {signatures.UINT8_OUTPUT: stages_from_uint8(generator, lr_faces, hr)[-1]}
+        return {signatures.UINT8_OUTPUT: stages_from_uint8(generator, lr_faces, hr, cfg.flip_ensemble)[-1]}
 
     def decode_face(data):
         image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
@@ -76,13 +76,13 @@ def _add_signatures(archive: keras.export.ExportArchive, generator: keras.Model,
         image_bytes = _checked(image_bytes, [None], f"{signatures.ENCODED_INPUT}: expected a 1-D batch of"
                                                     " encoded images (string [N])")
         faces = tf.map_fn(decode_face, image_bytes, fn_output_signature=tf.TensorSpec([lr, lr, 3], tf.uint8))
-        sr = stages_from_uint8(generator, faces, hr)[-1]
+        sr = stages_from_uint8(generator, faces, hr, cfg.flip_ensemble)[-1]
         png = tf.map_fn(tf.io.encode_png, sr, fn_output_signature=tf.TensorSpec([], tf.string))
         return {signatures.ENCODED_OUTPUT: png}
 
     def stages(lr_faces):
         lr_faces = _checked(lr_faces, [None, lr, lr, 3], lr_message)
-        outputs = stages_from_uint8(generator, lr_faces, hr)
+        outputs = stages_from_uint8(generator, lr_faces, hr, cfg.flip_ensemble)
         return {signatures.STAGE_OUTPUT_PREFIX + stage_name(k): out for k, out in enumerate(outputs)}
 
     archive.add_endpoint(signatures.UINT8_SIGNATURE, sr_faces, input_signature=[_uint8_spec(lr)])
@@ -95,7 +95,7 @@ def _add_signatures(archive: keras.export.ExportArchive, generator: keras.Model,
 def _smoke_test(path: str, generator: keras.Model, cfg: Config) -> None:
     """Reload the written model and compare it with the Keras generator on a random batch."""
     lr = tf.constant(np.random.default_rng(0).integers(0, 256, [2, cfg.lr_size, cfg.lr_size, 3], dtype=np.uint8))
-    expected = stages_from_uint8(generator, lr, cfg.hr_size)[-1].numpy().astype(int)
+    expected = stages_from_uint8(generator, lr, cfg.hr_size, cfg.flip_ensemble)[-1].numpy().astype(int)
     loaded = tf.saved_model.load(path)
     got = loaded.signatures[signatures.UINT8_SIGNATURE](**{signatures.UINT8_INPUT: lr})[signatures.UINT8_OUTPUT]
     diff = int(np.abs(got.numpy().astype(int) - expected).max())
@@ -104,7 +104,7 @@ def _smoke_test(path: str, generator: keras.Model, cfg: Config) -> None:
 
 
 def export(model_dir: str, export_dir: str, *, all_stages: bool = False, gan_model_dir: str | None = None,
-           alpha: float | None = None, overwrite: bool = False) -> dict[str, Any]:
+           alpha: float | None = None, flip_ensemble: bool | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Write the SavedModel of `model_dir`'s generator to `export_dir`; returns its metadata.
 
     `export_dir` is one TF Serving version folder (e.g. models/stacksr/1). An existing one is
@@ -113,7 +113,7 @@ def export(model_dir: str, export_dir: str, *, all_stages: bool = False, gan_mod
     export_dir = os.path.normpath(export_dir)
     if os.path.exists(export_dir) and not overwrite:
         raise FileExistsError(f"--export_dir={export_dir} already exists; pick a new version folder or pass --overwrite")
-    cfg, generator = load_blended(model_dir, gan_model_dir, alpha)
+    cfg, generator = load_blended(model_dir, gan_model_dir, alpha, flip_ensemble)
     metadata = {
         "lr_size": cfg.lr_size, "hr_size": cfg.hr_size, "scale": cfg.scale,
         "stage_sizes": list(cfg.stage_sizes),

@@ -53,9 +53,15 @@ def interpolate_generators(psnr: keras.Model, gan: keras.Model, alpha: float) ->
         a.assign((1.0 - alpha) * a.numpy() + alpha * b.numpy())
 
 
-def load_blended(model_dir: str, gan_model_dir: str | None, alpha: float | None) -> tuple[Config, keras.Model]:
-    """`model_dir`'s generator, blended with `gan_model_dir`'s by `alpha` when both are given."""
+def load_blended(model_dir: str, gan_model_dir: str | None, alpha: float | None,
+                 flip_ensemble: bool | None = None) -> tuple[Config, keras.Model]:
+    """`model_dir`'s generator, blended with `gan_model_dir`'s by `alpha` when both are given.
+
+    `flip_ensemble` overrides the model's own setting (Config.flip_ensemble) unless None.
+    """
     cfg, generator = load_generator(model_dir)
+    if flip_ensemble is not None:
+        cfg = cfg.replace(flip_ensemble=flip_ensemble)
     if gan_model_dir is None:
         if alpha is not None:
             raise ValueError("--alpha needs a GAN model to blend in (--gan_model_dir)")
@@ -72,16 +78,25 @@ def load_blended(model_dir: str, gan_model_dir: str | None, alpha: float | None)
     return cfg, generator
 
 
-def stages_from_uint8(generator: keras.Model, lr: tf.Tensor, hr_size: int) -> list[tf.Tensor]:
-    """uint8 LR batch -> every stage's output as uint8, LR first, HR last (one generator pass)."""
+def stages_from_uint8(generator: keras.Model, lr: tf.Tensor, hr_size: int, flip_ensemble: bool = False) -> list[tf.Tensor]:
+    """uint8 LR batch -> every stage's output as uint8, LR first, HR last.
+
+    One generator pass, or with `flip_ensemble` two: the face and its mirror image, whose output
+    is mirrored back and averaged in (the self-ensemble of EDSR, Lim et al. 2017, restricted to
+    the one symmetry faces have). The result is exactly mirror-equivariant and less noisy.
+    """
     blurry = pairs.upscale(pairs.uint8_to_float(lr), hr_size)
-    outputs = generator(blurry, training=False)
+    outputs = [tf.cast(o, tf.float32) for o in generator(blurry, training=False)]
+    if flip_ensemble:
+        mirrored = generator(tf.reverse(blurry, axis=[2]), training=False)
+        outputs = [(o + tf.reverse(tf.cast(m, tf.float32), axis=[2])) / 2.0 for o, m in zip(outputs, mirrored)]
     return [pairs.float_to_uint8(o) for o in outputs]
 
 
-def sr_from_uint8(generator: keras.Model, lr: tf.Tensor, hr_size: int, stage: int = -1) -> tf.Tensor:
+def sr_from_uint8(generator: keras.Model, lr: tf.Tensor, hr_size: int, stage: int = -1,
+                  flip_ensemble: bool = False) -> tf.Tensor:
     """uint8 LR batch -> uint8 SR batch at stage `stage` (default: the final, HR stage)."""
-    return stages_from_uint8(generator, lr, hr_size)[stage]
+    return stages_from_uint8(generator, lr, hr_size, flip_ensemble)[stage]
 
 
 class Upscaler:
@@ -90,7 +105,7 @@ class Upscaler:
     def __init__(self, cfg: Config, generator: keras.Model, name: str):
         self.cfg, self.generator, self.name = cfg, generator, name
         self.scale, self.lr_size, self.hr_size = cfg.scale, cfg.lr_size, cfg.hr_size
-        self._run = tf.function(lambda lr: sr_from_uint8(generator, lr, cfg.hr_size),
+        self._run = tf.function(lambda lr: sr_from_uint8(generator, lr, cfg.hr_size, flip_ensemble=cfg.flip_ensemble),
                                 input_signature=[tf.TensorSpec([None, cfg.lr_size, cfg.lr_size, 3], tf.uint8)])
 
     def __call__(self, lr_images) -> np.ndarray:

@@ -17,6 +17,7 @@ from absl import app, flags
 flags.DEFINE_string("model_dir", None, "Training folder (config.json + checkpoints/) to pack.")
 flags.DEFINE_string("output", None, "Packed model folder to write (replaced if it exists).")
 flags.DEFINE_string("data", None, "Optional faces to measure the packing error on (prepared shards or a folder).")
+flags.DEFINE_bool("flip_ensemble", None, "Ship the model with its flip ensemble on or off (Config.flip_ensemble); default: as trained (off).")
 flags.DEFINE_integer("limit", 200, "Faces used from --data.")
 flags.mark_flags_as_required(["model_dir", "output"])
 FLAGS = flags.FLAGS
@@ -36,6 +37,8 @@ def main(argv):
     from tf_stacksr.data import pairs
 
     cfg, generator = inference.load_generator(FLAGS.model_dir)
+    if FLAGS.flip_ensemble is not None:
+        cfg = cfg.replace(flip_ensemble=FLAGS.flip_ensemble)
     checkpoint = os.path.basename(tf.train.latest_checkpoint(os.path.join(FLAGS.model_dir, "checkpoints")))
     path = pretrained.pack(cfg, generator, FLAGS.output, source={"model_dir": os.path.basename(
         os.path.normpath(FLAGS.model_dir)), "checkpoint": checkpoint})
