@@ -141,11 +141,13 @@ def aligned_chips(faces: tf.Tensor, face_scale: float = 0.7) -> tf.Tensor:
 
     Prepared crops put dlib's 5-point mean face in a centred box spanning `face_scale` of the
     side; `dlib.get_face_chip(..., padding=0.25)` puts that box in the middle 1/1.5 of the chip.
-    So the chip is the whole crop resized to 150 / (1.5 * face_scale) px (bicubic, as the
-    identity metric upsamples faces before dlib cuts its chip), then zero-padded (dlib pads
-    with zeros) or centre-cropped to 150: one fixed, differentiable map.
+    So the chip is one fixed, differentiable bilinear crop-and-resize, reaching a little past
+    the crop (zeros there, as dlib pads) when face_scale * 1.5 > 1.
     """
-    inner = int(round(CHIP_SIZE / (1.5 * face_scale)))
-    chips = tf.image.resize((tf.cast(faces, tf.float32) + 1.0) * 127.5, [inner, inner], method="bicubic")
-    chips = tf.image.resize_with_crop_or_pad(chips, CHIP_SIZE, CHIP_SIZE)
+    half = face_scale * 1.5 / 2.0
+    box = tf.constant([[0.5 - half, 0.5 - half, 0.5 + half, 0.5 + half]], tf.float32)
+    faces = tf.cast(faces, tf.float32)
+    count = tf.shape(faces)[0]
+    chips = tf.image.crop_and_resize((faces + 1.0) * 127.5, tf.tile(box, [count, 1]), tf.range(count),
+                                     [CHIP_SIZE, CHIP_SIZE])
     return tf.clip_by_value(chips, 0.0, 255.0)
