@@ -111,8 +111,8 @@ class FaceDescriptor(tf.Module):
         kinds = [kind for kind, _ in layers]
         expected = ["con_4", "affine_"] * (1 + 2 * len(_BLOCKS)) + ["fc_2"]
         if kinds != expected:
-            raise ValueError(f"{path}: not dlib's face descriptor ResNet ({len(kinds)} parameter layers, "
-                             f"expected {len(expected)} conv/affine pairs and one fc)")
+            raise ValueError(f"{path}: not dlib's face descriptor ResNet ({len(kinds)} parameter layers, expected"
+                             f" {len(expected)}: {len(expected) // 2} conv/affine pairs and one fc)")
         params = [p for _, p in layers]
         self._stem = tuple(map(tf.constant, _fold(params[0], params[1], 32, 3, 7)))
         self._blocks, inputs, k = [], 32, 2
