@@ -48,27 +48,37 @@ def celeba_faces():
     return faces
 
 
-def _dlib_chip(photo, face):
+@pytest.fixture(scope="module")
+def dlib_chips(celeba_faces):
+    """dlib's own 150 px chips of the fixture faces, cut from the photos with their landmarks."""
     import dlib
 
-    box = dlib.rectangle(*(int(round(v)) for v in face.box))
-    points = [dlib.point(int(round(x)), int(round(y))) for x, y in face.landmarks]
-    return dlib.get_face_chip(photo, dlib.full_object_detection(box, points), face_descriptor.CHIP_SIZE, 0.25)
+    chips = []
+    for _, photo, face in celeba_faces:
+        box = dlib.rectangle(*(int(round(v)) for v in face.box))
+        points = [dlib.point(int(round(x)), int(round(y))) for x, y in face.landmarks]
+        chips.append(dlib.get_face_chip(photo, dlib.full_object_detection(box, points), face_descriptor.CHIP_SIZE, 0.25))
+    return np.stack(chips)
 
 
-def test_port_matches_dlib_on_real_chips(ported, dlib_net, celeba_faces):
-    chips = np.stack([_dlib_chip(photo, face) for _, photo, face in celeba_faces])
-    expected = np.array([dlib_net.compute_face_descriptor(chip) for chip in chips])
-    got = ported(chips).numpy()
-    assert got.shape == (len(chips), 128)
+@pytest.fixture(scope="module")
+def crops128(celeba_faces):
+    """The fixture faces as `prepare --size=128` aligns them, in [-1, 1]."""
+    crops = [align.align_face(photo, face.landmarks, 128, 0.7)[0] for _, photo, face in celeba_faces]
+    return np.stack(crops).astype(np.float32) / 127.5 - 1.0
+
+
+def test_port_matches_dlib_on_real_chips(ported, dlib_net, dlib_chips):
+    expected = np.array([dlib_net.compute_face_descriptor(chip) for chip in dlib_chips])
+    got = ported(dlib_chips).numpy()
+    assert got.shape == (len(dlib_chips), 128)
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
-def test_aligned_crop_chip_is_dlibs_chip_of_the_same_face(ported, celeba_faces):
+def test_aligned_crop_chip_is_dlibs_chip_of_the_same_face(ported, celeba_faces, dlib_chips, crops128):
     """Our fixed chip of a 128 px prepared crop ~ dlib's chip from the photo's own landmarks."""
-    crops = np.stack([align.align_face(photo, face.landmarks, 128, 0.7)[0] for _, photo, face in celeba_faces])
-    ours = ported(face_descriptor.aligned_chips(crops.astype(np.float32) / 127.5 - 1.0, face_scale=0.7)).numpy()
-    reference = ported(np.stack([_dlib_chip(photo, face) for _, photo, face in celeba_faces])).numpy()
+    ours = ported(face_descriptor.aligned_chips(crops128, face_scale=0.7)).numpy()
+    reference = ported(dlib_chips).numpy()
     labels = np.array([label for label, _, _ in celeba_faces])
     d = np.linalg.norm(ours[:, None] - reference[None], axis=-1)
     assert np.all(np.diag(d) < 0.35), np.diag(d)
@@ -76,12 +86,10 @@ def test_aligned_crop_chip_is_dlibs_chip_of_the_same_face(ported, celeba_faces):
     assert np.all(labels[d.argmin(axis=1)] == labels), d.round(2)
 
 
-def test_a_wrong_face_scale_moves_the_chip_off_the_face(ported, celeba_faces):
-    crops = np.stack([align.align_face(photo, face.landmarks, 128, 0.7)[0] for _, photo, face in celeba_faces])
-    faces = crops.astype(np.float32) / 127.5 - 1.0
-    reference = ported(np.stack([_dlib_chip(photo, face) for _, photo, face in celeba_faces])).numpy()
-    right = np.linalg.norm(ported(face_descriptor.aligned_chips(faces, 0.7)).numpy() - reference, axis=-1)
-    wrong = np.linalg.norm(ported(face_descriptor.aligned_chips(faces, 0.35)).numpy() - reference, axis=-1)
+def test_a_wrong_face_scale_moves_the_chip_off_the_face(ported, dlib_chips, crops128):
+    reference = ported(dlib_chips).numpy()
+    right = np.linalg.norm(ported(face_descriptor.aligned_chips(crops128, 0.7)).numpy() - reference, axis=-1)
+    wrong = np.linalg.norm(ported(face_descriptor.aligned_chips(crops128, 0.35)).numpy() - reference, axis=-1)
     assert wrong.mean() > right.mean() + 0.1
 
 

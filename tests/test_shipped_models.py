@@ -59,7 +59,6 @@ def test_shipped_model_beats_bicubic_on_unseen_identities(aligned_faces, name, h
     assert gain >= min_gain_db, f"{name}: {gain:+.2f} dB over bicubic"
 
 
-
 def test_flip_ensemble_is_more_faithful_than_one_pass(aligned_faces):
     """The PSNR model with its flip ensemble on beats the same weights run once, on unseen faces."""
     hr = resized(aligned_faces, 64)
