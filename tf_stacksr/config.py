@@ -34,6 +34,8 @@ class Config:
     hr_size: int = _opt(64, "High-resolution (output) size in pixels; the input A is the LR face bicubic-upscaled to this size.")
     scale: int = _opt(4, "Super-resolution factor, a power of two >= 2; one upsampling stage per factor of 2.")
     degradation: str = _opt("bicubic", "How training LR inputs are made: bicubic (the paper) or realistic (random blur, noise and JPEG; see docs/data.md).", choices=_DEGRADATIONS)
+    jitter_shift: float = _opt(0.0, "Training augmentation: shift each face by a random sub-pixel amount up to this many HR pixels per axis, so every epoch gives new LR inputs (see tf_stacksr/data/jitter.py); 0 is off.")
+    jitter_zoom: float = _opt(0.0, "Training augmentation: zoom each face by a random factor in 1 +- this fraction; 0 is off.")
     # Generator.
     res_blocks: int = _opt(4, "m: residual structures per upsampling stage (paper: 4).")
     res_convs: int = _opt(4, "n: convolutions in each residual structure (paper: 4).")
@@ -115,6 +117,10 @@ class Config:
         for name in ("lambda_l1", "adv_weight", "bb_weight", "identity_weight", "g_lr", "d_lr"):
             if getattr(self, name) < 0:
                 fail(name, getattr(self, name), "a value >= 0")
+        if self.jitter_shift < 0:
+            fail("jitter_shift", self.jitter_shift, "a shift in HR pixels >= 0")
+        if not 0 <= self.jitter_zoom < 0.5:
+            fail("jitter_zoom", self.jitter_zoom, "a zoom fraction in [0, 0.5)")
         if not 0.1 <= self.identity_face_scale <= 1.5:
             fail("identity_face_scale", self.identity_face_scale, "the face's fraction of the crop side, in [0.1, 1.5]")
         if not 0 <= self.beta1 < 1:

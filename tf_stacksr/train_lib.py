@@ -24,7 +24,7 @@ from absl import logging
 from tf_stacksr import config as config_lib
 from tf_stacksr import distribute, losses, visualize
 from tf_stacksr.config import ARCHITECTURE_FIELDS, Config
-from tf_stacksr.data import degrade, pipeline
+from tf_stacksr.data import degrade, jitter, pipeline
 from tf_stacksr.networks import build_discriminators, build_generator
 from tf_stacksr.networks.face_descriptor import FaceDescriptor
 from tf_stacksr.networks.stacked import stage_name
@@ -196,7 +196,8 @@ class Trainer:
         return self.strategy.distribute_datasets_from_function(
             lambda ctx: pipeline.training_dataset(cfg.data_dir, cfg.stage_sizes, global_batch_size=cfg.batch_size,
                                                   seed=cfg.seed, start_step=start_step, input_context=ctx,
-                                                  degradation=degrade.Degradation() if cfg.degradation == "realistic" else None))
+                                                  degradation=degrade.Degradation() if cfg.degradation == "realistic" else None,
+                                                  jitter=jitter.Jitter(cfg.jitter_shift, cfg.jitter_zoom)))
 
     def learning_rates(self) -> dict[str, float]:
         rates = {"lr/generator": float(self.g_opt.learning_rate)}

@@ -7,6 +7,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from tf_stacksr.data import jitter as jitter_lib
 from tf_stacksr.data import pairs
 
 
@@ -18,13 +19,17 @@ def pipeline_slice(global_batch_size: int, input_context: tf.distribute.InputCon
             input_context.get_per_replica_batch_size(global_batch_size))
 
 
-def training_example(face: tf.Tensor, index: tf.Tensor, seed: int, stage_sizes: Sequence[int], degradation=None):
+def training_example(face: tf.Tensor, index: tf.Tensor, seed: int, stage_sizes: Sequence[int], degradation=None,
+                     jitter: jitter_lib.Jitter | None = None):
     """Flip example `index` by a coin keyed on (seed, index), then make its (inputs, targets).
 
-    `degradation` (a `degrade.Degradation`, or None for the paper's bicubic input) draws its
-    random parameters from the same key, so a resumed run reproduces every example exactly.
+    `jitter` (a `jitter.Jitter`, or None) shifts and zooms the HR face first; `degradation` (a
+    `degrade.Degradation`, or None for the paper's bicubic input) makes its input. Both draw
+    from the same key, so a resumed run reproduces every example exactly.
     """
     key = tf.stack([tf.cast(seed, tf.int64), index])
     face = tf.image.stateless_random_flip_left_right(face, seed=key)
+    if jitter is not None:
+        face = jitter_lib.apply(face, jitter, key)
     ex = pairs.make_pairs(face, stage_sizes) if degradation is None else degradation.make_pairs(face, stage_sizes, key)
     return ex["inputs"], ex["targets"]

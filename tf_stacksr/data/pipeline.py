@@ -18,6 +18,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from tf_stacksr.data import batching, degrade, pairs, shards
+from tf_stacksr.data import jitter as jitter_lib
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
@@ -57,17 +58,20 @@ def training_dataset(
     start_step: int = 0,
     input_context: tf.distribute.InputContext | None = None,
     degradation: degrade.Degradation | None = None,
+    jitter: jitter_lib.Jitter | None = None,
 ) -> tf.data.Dataset:
     """Infinite batches of (inputs A, per-stage targets) for one input pipeline.
 
     With an `input_context` (from `strategy.distribute_datasets_from_function`) the pipeline
     yields per-replica batches and takes every P-th of them, P being the number of pipelines.
     A prepared shard folder is read from its train split (`shards.training_dataset`).
-    `degradation` (off by default) swaps the bicubic input for a realistic one (`degrade`).
+    `degradation` (off by default) swaps the bicubic input for a realistic one (`degrade`);
+    `jitter` (off by default) shifts and zooms each face at random first (`jitter`).
     """
     if shards.is_prepared(data_dir):
         return shards.training_dataset(data_dir, stage_sizes, global_batch_size=global_batch_size, seed=seed,
-                                       start_step=start_step, input_context=input_context, degradation=degradation)
+                                       start_step=start_step, input_context=input_context, degradation=degradation,
+                                       jitter=jitter)
     files = tf.constant(list_images(data_dir))
     n = int(files.shape[0])
     hr_size = int(stage_sizes[-1])
@@ -76,7 +80,7 @@ def training_dataset(
 
     def example(i: tf.Tensor):
         face = load_face(files[_file_index(i, n, seed)], hr_size)
-        return batching.training_example(face, i, seed, stage_sizes, degradation)
+        return batching.training_example(face, i, seed, stage_sizes, degradation, jitter)
 
     ds = tf.data.Dataset.range(first_batch, tf.int64.max).shard(pipelines, pipeline_id)
     ds = ds.flat_map(lambda b: tf.data.Dataset.range(b * batch, (b + 1) * batch))

@@ -22,6 +22,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from tf_stacksr.data import batching, degrade, pairs, records
+from tf_stacksr.data import jitter as jitter_lib
 
 MANIFEST = "manifest.json"
 SHUFFLE_WINDOW = 1024
@@ -79,6 +80,7 @@ def training_dataset(
     input_context: tf.distribute.InputContext | None = None,
     split: str = "train",
     degradation: degrade.Degradation | None = None,
+    jitter: jitter_lib.Jitter | None = None,
 ) -> tf.data.Dataset:
     """Infinite (inputs A, per-stage targets) batches from the shards (see the module docstring)."""
     files, n = split_files(data_dir, split)
@@ -93,7 +95,7 @@ def training_dataset(
     stream = stream.batch(batch, drop_remainder=True).shard(pipelines, pipeline_id).unbatch()
 
     def example(i: tf.Tensor, serialized: tf.Tensor):
-        return batching.training_example(load_record(serialized, hr_size), i, seed, stage_sizes, degradation)
+        return batching.training_example(load_record(serialized, hr_size), i, seed, stage_sizes, degradation, jitter)
 
     ds = stream.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,71 @@
+"""Random shift/zoom augmentation: the warp against closed forms, and its place in the pipeline."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_stacksr.data import jitter, pairs, pipeline, prepare
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def smooth_face(size=64, seed=0):
+    """A band-limited random image: resampling it twice changes it by well under a grey level."""
+    noise = tf.random.stateless_uniform([1, size // 4, size // 4, 3], seed=[seed, 1], minval=-0.6, maxval=0.6)
+    return tf.image.resize(noise, [size, size], method="bicubic")[0]
+
+
+def test_integer_shift_is_a_roll_and_no_warp_is_identity():
+    face = smooth_face()
+    np.testing.assert_allclose(jitter.warp(face, 0.0, 0.0, 1.0).numpy(), face.numpy(), atol=0.01)
+    moved = jitter.warp(face, 3.0, -2.0, 1.0).numpy()
+    rolled = np.roll(face.numpy(), (-2, 3), axis=(0, 1))
+    np.testing.assert_allclose(moved[6:-6, 6:-6], rolled[6:-6, 6:-6], atol=0.01)
+
+
+def test_zoom_about_the_centre_follows_the_mapping_on_a_ramp():
+    """On f(x, y) = a x + b y the output must be f((x - c) / z + c - dx, (y - c) / z + c - dy)."""
+    size, z, dx, dy = 64, 1.08, 0.5, -1.25
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    ramp = np.stack([0.02 * x - 0.6, 0.015 * y - 0.5, 0.01 * (x + y) - 0.6], axis=-1)
+    out = jitter.warp(tf.constant(ramp), dx, dy, z).numpy()
+    c = (size - 1) / 2
+    xs, ys = (x - c) / z + c - dx, (y - c) / z + c - dy
+    expected = np.stack([0.02 * xs - 0.6, 0.015 * ys - 0.5, 0.01 * (xs + ys) - 0.6], axis=-1)
+    np.testing.assert_allclose(out[8:-8, 8:-8], expected[8:-8, 8:-8], atol=2e-3)
+
+
+def test_draws_are_keyed_bounded_and_off_by_default():
+    options = jitter.Jitter(shift=2.0, zoom=0.05)
+    draws = np.array([[float(v) for v in options.draw(tf.constant([0, i], tf.int64))] for i in range(200)])
+    again = [float(v) for v in options.draw(tf.constant([0, 7], tf.int64))]
+    np.testing.assert_array_equal(draws[7], again)
+    assert np.abs(draws[:, :2]).max() <= 2.0 and np.abs(draws[:, 2] - 1).max() <= 0.05
+    assert draws[:, 0].std() > 0.8 and draws[:, 2].std() > 0.02, "draws should spread over their ranges"
+    face = smooth_face()
+    assert jitter.apply(face, jitter.Jitter(), tf.constant([0, 1], tf.int64)) is face
+    for bad, flag in ((dict(shift=-1.0), "jitter_shift"), (dict(zoom=0.5), "jitter_zoom")):
+        with pytest.raises(ValueError, match=flag):
+            jitter.Jitter(**bad)
+
+
+def test_pipeline_jitters_targets_and_inputs_together_and_resumes_exactly(tmp_path):
+    out = str(tmp_path / "prepared")
+    prepare.prepare(os.path.join(FIXTURES, "celeba"), out,
+                    prepare.PrepareOptions(size=64, split="identity", test_fraction=0.25, shard_size=8, workers=1),
+                    progress=False)
+    stages, options = (16, 32, 64), jitter.Jitter(shift=2.0, zoom=0.05)
+    make = lambda start: pipeline.training_dataset(out, stages, global_batch_size=4, seed=1, start_step=start, jitter=options)  # noqa: E731
+    plain_x, plain_t = next(iter(pipeline.training_dataset(out, stages, global_batch_size=4, seed=1)))
+    batches = [(x.numpy(), [t.numpy() for t in ts]) for x, ts in make(0).take(3)]
+    x, targets = batches[0]
+    assert 0.005 < np.abs(targets[-1] - plain_t[-1].numpy()).mean() < 0.2, "faces should move, a little"
+    # The input and every stage target still come from one (jittered) HR face.
+    for t in targets[:-1]:  # the LR target is quantised to uint8 levels
+        np.testing.assert_allclose(t, pairs.downscale(targets[-1], t.shape[1]).numpy(), atol=1.01 / 255)
+    np.testing.assert_allclose(x, pairs.upscale(targets[0], 64).numpy(), atol=1e-5)
+    resumed_x, _ = next(iter(make(2)))
+    np.testing.assert_array_equal(resumed_x.numpy(), batches[2][0])
+    assert plain_x.shape == x.shape
