@@ -28,6 +28,7 @@ def test_stage_sizes(hr_size, scale, stages):
     (dict(model_dir=""), "--model_dir"), (dict(identity_weight=-0.1), "--identity_weight"),
     (dict(identity_face_scale=2.0), "--identity_face_scale"),
     (dict(jitter_shift=-1.0), "--jitter_shift"), (dict(jitter_zoom=0.5), "--jitter_zoom"),
+    (dict(diff_augment="color,flip"), "--diff_augment"),
 ])
 def test_bad_values_name_the_flag(changes, flag):
     with pytest.raises(ValueError, match=flag):

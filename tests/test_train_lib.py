@@ -139,3 +139,17 @@ def test_identity_term_joins_the_generator_loss(tmp_path):
     np.testing.assert_allclose(terms["g_total"], 2.0 * l1 + 0.5 * terms["identity/x4"], rtol=1e-5)
     plain = train_lib.Trainer(tiny_config(tmp_path / "plain", adv_weight=0.0))
     assert not any(k.startswith("identity/") for k in plain.train_step(iter(plain.dataset(0))))
+
+
+def test_diff_augment_reaches_the_discriminators_only(tmp_path):
+    """Same weights and batch: DiffAugment changes the adversarial terms, never the L1 terms."""
+    plain = train_lib.Trainer(tiny_config(tmp_path / "plain"))
+    augmented = train_lib.Trainer(tiny_config(tmp_path / "aug", diff_augment="color,translation,cutout"))
+    inputs, targets = next(iter(plain.dataset(0)))
+    tf.random.set_seed(0)
+    a, _, _ = plain._losses_and_grads(inputs, targets)
+    b, _, _ = augmented._losses_and_grads(inputs, targets)
+    for name in a:
+        if name.startswith("l1/"):
+            np.testing.assert_allclose(float(a[name]), float(b[name]), rtol=1e-6)
+    assert abs(float(a["d_adv/x4"]) - float(b["d_adv/x4"])) > 1e-4

@@ -15,6 +15,8 @@ from typing import Any
 
 from absl import flags
 
+from tf_stacksr.data import diff_augment
+
 _NORMS = ("instance", "batch", "none")
 _STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 _PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -51,6 +53,7 @@ class Config:
     adv_weight: float = _opt(1.0, "Weight of the adversarial terms; 0 trains the PSNR-oriented model (L1 only, no discriminators updated).")
     bb_weight: float = _opt(1.0, "Weight of the paper's L_BB' term (stage-1 pair conditioned on the LR ground truth).")
     identity_weight: float = _opt(0.0, "Weight of the identity term (ours): distance of dlib face descriptors of the final output and the ground truth; 0 turns it off.")
+    diff_augment: str = _opt("", "DiffAugment policies applied alike to each discriminator's condition and image, comma-separated from color, translation, cutout (see tf_stacksr/data/diff_augment.py); empty is off.")
     identity_face_scale: float = _opt(0.7, "The --face_scale the training faces were prepared with, which places dlib's descriptor chip for the identity term.")
     # Inference.
     flip_ensemble: bool = _opt(False, "Inference (evaluate, export, enhance): also super-resolve the mirrored face and average the two (2x compute; +0.2 dB PSNR on CelebA). Training ignores it.")
@@ -121,6 +124,7 @@ class Config:
             fail("jitter_shift", self.jitter_shift, "a shift in HR pixels >= 0")
         if not 0 <= self.jitter_zoom < 0.5:
             fail("jitter_zoom", self.jitter_zoom, "a zoom fraction in [0, 0.5)")
+        diff_augment.parse_policy(self.diff_augment)
         if not 0.1 <= self.identity_face_scale <= 1.5:
             fail("identity_face_scale", self.identity_face_scale, "the face's fraction of the crop side, in [0.1, 1.5]")
         if not 0 <= self.beta1 < 1:

@@ -24,7 +24,7 @@ from absl import logging
 from tf_stacksr import config as config_lib
 from tf_stacksr import distribute, losses, visualize
 from tf_stacksr.config import ARCHITECTURE_FIELDS, Config
-from tf_stacksr.data import degrade, jitter, pipeline
+from tf_stacksr.data import degrade, diff_augment, jitter, pipeline
 from tf_stacksr.networks import build_discriminators, build_generator
 from tf_stacksr.networks.face_descriptor import FaceDescriptor
 from tf_stacksr.networks.stacked import stage_name
@@ -73,6 +73,7 @@ class Trainer:
         self.cfg = cfg = cfg.replace(batch_size=distribute.global_batch_size(cfg, self.strategy))
         self.is_chief = distribute.is_chief(self.strategy)
         self.adversarial = cfg.adv_weight > 0
+        self.d_augment = diff_augment.parse_policy(cfg.diff_augment)
         keras.utils.set_random_seed(cfg.seed)
         decay_start = int(cfg.lr_decay_start * cfg.train_steps)
         with self.strategy.scope():
@@ -128,6 +129,10 @@ class Trainer:
         return os.path.join(distribute.chief_checkpoint_dir(self.cfg.model_dir), os.path.basename(written))
 
     # ---- the step ------------------------------------------------------------------------
+    def _judge(self, disc, condition, image):
+        """One discriminator call; with --diff_augment both inputs get the same fresh random transform."""
+        return disc(diff_augment.augment([condition, image], self.d_augment), training=True)
+
     def _losses_and_grads(self, inputs, targets):
         cfg, gb = self.cfg, self.cfg.batch_size
         avg = lambda per_example: tf.nn.compute_average_loss(per_example, global_batch_size=gb)
@@ -145,8 +150,8 @@ class Trainer:
                     continue
                 disc = self.discriminators[k]
                 condition = tf.nn.avg_pool2d(inputs, cfg.hr_size // cfg.stage_sizes[k], cfg.hr_size // cfg.stage_sizes[k], "VALID")
-                fake = disc([condition, output], training=True)
-                real = disc([condition, target], training=True)
+                fake = self._judge(disc, condition, output)
+                real = self._judge(disc, condition, target)
                 g_adv = losses.generator_adversarial_loss(fake)
                 d_adv = losses.discriminator_loss(real, fake)
                 terms[f"g_adv/{name}"], terms[f"d_adv/{name}"] = avg(g_adv), avg(d_adv)
@@ -154,8 +159,8 @@ class Trainer:
                 d_total += d_adv
                 if k == 0 and cfg.bb_weight > 0:
                     # L_BB': D1 also judges B' against the LR ground truth B as condition.
-                    fake_bb = disc([target, output], training=True)
-                    real_bb = disc([target, target], training=True)
+                    fake_bb = self._judge(disc, target, output)
+                    real_bb = self._judge(disc, target, target)
                     g_bb = losses.generator_adversarial_loss(fake_bb)
                     d_bb = losses.discriminator_loss(real_bb, fake_bb)
                     terms["g_bb/lr"], terms["d_bb/lr"] = avg(g_bb), avg(d_bb)
