@@ -33,6 +33,15 @@ def test_folder_faces_are_the_training_loader_output():
     np.testing.assert_array_equal(hr, pipeline.load_face(key, 64).numpy())
 
 
+def test_skip_leaves_out_the_first_faces_before_limit():
+    every = [k for k, _, _ in eval_data.open_faces(str(FIXTURES / "lfw"), 64).dataset.as_numpy_iterator()]
+    source = eval_data.open_faces(str(FIXTURES / "lfw"), 64, limit=2, skip=1)
+    assert source.size == 2 and "after the first 1 faces" in source.description
+    assert [k for k, _, _ in source.dataset.as_numpy_iterator()] == every[1:3]
+    with pytest.raises(ValueError, match="--skip=-1"):
+        eval_data.open_faces(str(FIXTURES / "lfw"), 64, skip=-1)
+
+
 def test_missing_folder_is_named():
     with pytest.raises(ValueError, match="nowhere"):
         eval_data.open_faces("nowhere", 64)
@@ -52,3 +61,6 @@ def test_prepared_shards_are_read_with_their_identities(tmp_path):
     key, ident, hr = elements[0]
     assert key and ident and hr.shape == (64, 64, 3)
     np.testing.assert_array_equal(hr, shards.load_record(first, 64).numpy())
+    rest = eval_data.open_faces(str(tmp_path), 64, skip=2)
+    assert rest.size == len(elements) - 2
+    assert [k for k, _, _ in rest.dataset.as_numpy_iterator()] == [k for k, _, _ in elements[2:]]

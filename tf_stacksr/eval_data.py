@@ -66,15 +66,19 @@ def folder_identities(data_dir: str, paths: Sequence[str]) -> list[str]:
     return [""] * len(paths)
 
 
-def folder_faces(data_dir: str, hr_size: int, limit: int | None = None) -> FaceSource:
+def folder_faces(data_dir: str, hr_size: int, limit: int | None = None, skip: int = 0) -> FaceSource:
     """Face crops in a folder (recursive, sorted), centre-cropped and resized by `pipeline.load_face`."""
     if not os.path.isdir(data_dir):
         raise ValueError(f"--data={data_dir!r}: expected a folder of face images or of prepared shards, none found")
-    paths = pipeline.list_images(data_dir)[:limit]
+    paths = pipeline.list_images(data_dir)[skip:][:limit]
     identities = folder_identities(data_dir, paths)
     ds = tf.data.Dataset.from_tensor_slices((paths, identities))
     ds = ds.map(lambda p, i: (p, i, pipeline.load_face(p, hr_size)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return FaceSource(f"folder {data_dir} (centre-crop, load_face)", len(paths), ds, paths)
+    return FaceSource(f"folder {data_dir} (centre-crop, load_face){_skipped(skip)}", len(paths), ds, paths)
+
+
+def _skipped(skip: int) -> str:
+    return f", after the first {skip} faces" if skip else ""
 
 
 def _shards_module():
@@ -86,7 +90,8 @@ def _shards_module():
     return shards
 
 
-def shard_faces(data_dir: str, hr_size: int, limit: int | None = None, split: str = "test") -> FaceSource:
+def shard_faces(data_dir: str, hr_size: int, limit: int | None = None, split: str = "test",
+                skip: int = 0) -> FaceSource:
     """Aligned faces of one split of prepared shards, loaded by `shards.load_record` as training loads them."""
     shards = _shards_module()
     if shards is None:
@@ -94,7 +99,8 @@ def shard_faces(data_dir: str, hr_size: int, limit: int | None = None, split: st
     from tf_stacksr.data import records
 
     files, size = shards.split_files(data_dir, split)
-    ds = tf.data.TFRecordDataset(files)
+    ds = tf.data.TFRecordDataset(files).skip(skip)
+    size = max(size - skip, 0)
     if limit is not None:
         ds, size = ds.take(limit), min(size, limit)
 
@@ -103,15 +109,21 @@ def shard_faces(data_dir: str, hr_size: int, limit: int | None = None, split: st
         return example["source"], example["identity"], shards.load_record(serialized, hr_size)
 
     ds = ds.map(face, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return FaceSource(f"prepared shards {data_dir}, split {split!r} (aligned, load_record)", size, ds)
+    return FaceSource(f"prepared shards {data_dir}, split {split!r} (aligned, load_record){_skipped(skip)}", size, ds)
 
 
-def open_faces(data: str, hr_size: int, limit: int | None = None, split: str = "test") -> FaceSource:
-    """The face source for `--data`: prepared shards when it holds a manifest, else a folder of faces."""
+def open_faces(data: str, hr_size: int, limit: int | None = None, split: str = "test", skip: int = 0) -> FaceSource:
+    """The face source for `--data`: prepared shards when it holds a manifest, else a folder of faces.
+
+    `skip` leaves out the first faces (before `limit`), so that a setting can be chosen on faces
+    that the reported rows do not use.
+    """
+    if skip < 0:
+        raise ValueError(f"--skip={skip}: expected a number of faces >= 0")
     shards = _shards_module()
     if shards is not None and shards.is_prepared(data):
-        return shard_faces(data, hr_size, limit, split)
-    return folder_faces(data, hr_size, limit)
+        return shard_faces(data, hr_size, limit, split, skip)
+    return folder_faces(data, hr_size, limit, skip)
 
 
 class SkipCounter:

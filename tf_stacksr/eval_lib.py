@@ -36,6 +36,7 @@ class EvalOptions:
     output_dir: str = "eval"
     batch_size: int = 32
     limit: int | None = None
+    skip: int = 0
     split: str = "test"
     figure_faces: int = 6
     identity: bool = True
@@ -103,7 +104,7 @@ def evaluate(opts: EvalOptions) -> dict:
     labels = [None] + [label for label, _ in labelled]
     ups = [upscalers.resolve(m, cfg.scale, cfg.hr_size) for m in methods]
     names = _unique_names([label or upscalers.display_name(u, m) for u, m, label in zip(ups, methods, labels)])
-    source = eval_data.open_faces(opts.data, cfg.hr_size, opts.limit, opts.split)
+    source = eval_data.open_faces(opts.data, cfg.hr_size, opts.limit, opts.split, opts.skip)
     features = fid.shared_features(opts.fid_cache)
     faces = identity.FaceIdentity() if opts.identity else None
 

@@ -31,6 +31,7 @@ flags.DEFINE_list("methods", ["bicubic"], "Comma-separated methods: 'bicubic' an
 flags.DEFINE_string("output_dir", "eval", "Where results.md, results.json and comparison.png are written.")
 flags.DEFINE_integer("eval_batch_size", 32, "Images per batch (named apart from training's --batch_size).")
 flags.DEFINE_integer("limit", None, "Evaluate only the first N faces (sorted order).")
+flags.DEFINE_integer("skip", 0, "Leave out the first N faces before --limit applies: e.g. choose a setting on faces the reported rows (--limit=N) never use.")
 flags.DEFINE_integer("figure_faces", 6, "Faces (rows) in comparison.png.")
 flags.DEFINE_bool("identity", True, "Score identity preservation with dlib's face descriptor.")
 flags.DEFINE_bool("save_stats", False, "fid mode: save the FID statistics of the first path to the second (.npz) instead of comparing.")
@@ -61,7 +62,8 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("--data is required: a folder of face images or of prepared shards")
     opts = eval_lib.EvalOptions(
         data=FLAGS.data, scale=FLAGS.scale, hr_size=FLAGS.hr_size, methods=tuple(FLAGS.methods),
-        output_dir=FLAGS.output_dir, batch_size=FLAGS.eval_batch_size, limit=FLAGS.limit, split=FLAGS.eval_split,
+        output_dir=FLAGS.output_dir, batch_size=FLAGS.eval_batch_size, limit=FLAGS.limit, skip=FLAGS.skip,
+        split=FLAGS.eval_split,
         figure_faces=FLAGS.figure_faces, identity=FLAGS.identity,
         command="python -m tf_stacksr.evaluate " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     print(eval_report.markdown(eval_lib.evaluate(opts)))
