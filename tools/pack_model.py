@@ -4,6 +4,11 @@
 
 Prints the packed size and how far the packed model's output moves from the float one on
 real test faces (--data, prepared shards or an image folder) or, without --data, random inputs.
+
+With --blend_with and --alpha it packs the weight average (1 - alpha) * model_dir + alpha *
+blend_with of two generators of one architecture (`inference.interpolate_generators`): the
+network interpolation that export and enhance do at run time, or a "model soup" of two
+fine-tunes of one parent model. Either input may be a training folder or a packed model.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import os
 import numpy as np
 from absl import app, flags
 
-flags.DEFINE_string("model_dir", None, "Training folder (config.json + checkpoints/) to pack.")
+flags.DEFINE_string("model_dir", None, "Training folder (config.json + checkpoints/) or packed model to pack.")
+flags.DEFINE_string("blend_with", None, "Optional second generator (training folder or packed model) averaged in by --alpha.")
+flags.DEFINE_float("alpha", None, "Weight of --blend_with in the average, in [0, 1]; needs --blend_with.")
 flags.DEFINE_string("output", None, "Packed model folder to write (replaced if it exists).")
 flags.DEFINE_string("data", None, "Optional faces to measure the packing error on (prepared shards or a folder).")
 flags.DEFINE_bool("flip_ensemble", None, "Ship the model with its flip ensemble on or off (Config.flip_ensemble); default: as trained (off).")
@@ -28,6 +35,19 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))))
 
 
+def _source(model: str) -> dict:
+    """Where a model's weights came from: its run folder and checkpoint (a packed model's own record)."""
+    import tensorflow as tf
+
+    from tf_stacksr import pretrained
+
+    if pretrained.is_packed(model):
+        with open(os.path.join(model, pretrained.CONFIG_FILE)) as fh:
+            return json.load(fh).get("packed_from", {"model_dir": os.path.basename(os.path.normpath(model))})
+    checkpoint = os.path.basename(tf.train.latest_checkpoint(os.path.join(model, "checkpoints")))
+    return {"model_dir": os.path.basename(os.path.normpath(model)), "checkpoint": checkpoint}
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
@@ -36,12 +56,11 @@ def main(argv):
     from tf_stacksr import eval_data, inference, pretrained
     from tf_stacksr.data import pairs
 
-    cfg, generator = inference.load_generator(FLAGS.model_dir)
-    if FLAGS.flip_ensemble is not None:
-        cfg = cfg.replace(flip_ensemble=FLAGS.flip_ensemble)
-    checkpoint = os.path.basename(tf.train.latest_checkpoint(os.path.join(FLAGS.model_dir, "checkpoints")))
-    path = pretrained.pack(cfg, generator, FLAGS.output, source={"model_dir": os.path.basename(
-        os.path.normpath(FLAGS.model_dir)), "checkpoint": checkpoint})
+    cfg, generator = inference.load_blended(FLAGS.model_dir, FLAGS.blend_with, FLAGS.alpha, FLAGS.flip_ensemble)
+    source = _source(FLAGS.model_dir)
+    if FLAGS.blend_with:
+        source = {"blend": [source, _source(FLAGS.blend_with)], "alpha": FLAGS.alpha}
+    path = pretrained.pack(cfg, generator, FLAGS.output, source=source)
     size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
     float_model = inference.Upscaler(cfg, generator, "float32")
     packed = inference.load_upscaler(path)
@@ -54,7 +73,7 @@ def main(argv):
         lr = np.random.default_rng(0).integers(0, 256, (16, cfg.lr_size, cfg.lr_size, 3), dtype=np.uint8)
         hr = None
     a, b = float_model(lr), packed(lr)
-    report = {"output": path, "bytes": size, "parameters": generator.count_params(), "checkpoint": checkpoint,
+    report = {"output": path, "bytes": size, "parameters": generator.count_params(), "source": source,
               "max_abs_diff_grey_levels": int(np.abs(a.astype(int) - b.astype(int)).max()),
               "psnr_packed_vs_float_db": psnr(a, b)}
     if hr is not None:
