@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import FIXTURES, REPO, tiny_config
-from tf_stacksr import train_lib
+from tf_stacksr import pretrained, train_lib
 
 TINY_FLAGS = ["--hr_size=64", "--scale=4", "--res_blocks=1", "--res_convs=2", "--unet_filters=8", "--unet_max_filters=32",
               "--up_filters=8", "--disc_filters=8", "--batch_size=4", "--num_samples=2", "--lr_decay_start=1.0",
@@ -119,6 +119,22 @@ def test_init_from_copies_generator_only(tmp_path):
     assert int(gan.g_opt.iterations.numpy()) == 0
     with pytest.raises(ValueError, match="--up_filters"):
         train_lib.Trainer(tiny_config(tmp_path / "other", up_filters=16, init_from=str(tmp_path / "psnr"))).restore()
+
+
+def test_init_from_a_packed_model(tmp_path):
+    cfg = tiny_config(tmp_path / "source")
+    source = train_lib.Trainer(cfg)
+    rng = np.random.default_rng(0)
+    for weight in source.generator.weights:
+        weight.assign(weight.numpy() + rng.normal(0, 0.1, weight.shape).astype(np.float32))
+    packed = pretrained.pack(cfg, source.generator, str(tmp_path / "packed"))
+    _, expected = pretrained.load(packed)  # the dequantised weights
+    tuned = train_lib.Trainer(tiny_config(tmp_path / "tuned", init_from=packed))
+    assert tuned.restore() == 0
+    for a, b in zip(tuned.generator.weights, expected.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(ValueError, match="--up_filters"):
+        train_lib.Trainer(tiny_config(tmp_path / "other", up_filters=16, init_from=packed)).restore()
 
 
 def test_realistic_degradation_changes_only_the_inputs(tmp_path):

@@ -66,7 +66,7 @@ class Config:
     lr_decay_start: float = _opt(0.5, "Fraction of train_steps after which both learning rates decay linearly to 0.")
     train_steps: int = _opt(10000, "Total training steps.")
     seed: int = _opt(0, "Seed of weights, data order and augmentation.")
-    init_from: str = _opt("", "model_dir of a finished run whose generator weights start this run (e.g. the GAN model from the PSNR model, as ESRGAN); ignored when resuming.")
+    init_from: str = _opt("", "model_dir of a finished run, packed model or shipped model name whose generator weights start this run (e.g. the GAN model from the PSNR model, as ESRGAN); ignored when resuming.")
     # Bookkeeping.
     model_dir: str = _opt("runs/default", "Where checkpoints, TensorBoard events and sample grids go.")
     save_every: int = _opt(500, "Checkpoint every this many steps (and at the end).")

@@ -22,7 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from tf_stacksr import config as config_lib
-from tf_stacksr import distribute, losses, visualize
+from tf_stacksr import distribute, losses, pretrained, visualize
 from tf_stacksr.config import ARCHITECTURE_FIELDS, Config
 from tf_stacksr.data import degrade, diff_augment, jitter, pipeline
 from tf_stacksr.networks import build_discriminators, build_generator
@@ -111,8 +111,20 @@ class Trainer:
         return int(self.step.numpy())
 
     def initialise_generator(self, model_dir: str) -> None:
-        """Start from another run's generator (same architecture); optimisers start fresh."""
+        """Start from another run's generator (same architecture); optimisers start fresh.
+
+        `model_dir` may also be a packed model or a shipped model's name, so that a shipped model
+        can be fine-tuned on one's own faces (its discriminators were not shipped: they start fresh).
+        """
+        if not os.path.exists(model_dir) and model_dir in pretrained.shipped():
+            model_dir = pretrained.resolve(model_dir)
         check_resumable(self.cfg, model_dir)
+        if pretrained.is_packed(model_dir):
+            _, packed = pretrained.load(model_dir)
+            for weight, value in zip(self.generator.weights, packed.weights):
+                weight.assign(value.numpy())
+            logging.info("Generator initialised from the packed model %s", model_dir)
+            return
         source = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
         if source is None:
             raise ValueError(f"--init_from={model_dir!r}: expected a model_dir with checkpoints, none found")
