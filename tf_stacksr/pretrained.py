@@ -28,8 +28,8 @@ from tf_stacksr.networks import build_generator
 WEIGHTS_FILE = "generator.npz"
 CONFIG_FILE = "config.json"
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
-PSNR_MODEL = "celeba_16to64_psnr"  # L1 + identity term, flip ensemble: highest PSNR/SSIM and identity
-GAN_MODEL = "celeba_16to64_gan"  # the stacked GAN fine-tuned from the PSNR model, identity term, flip ensemble: lowest FID
+PSNR_MODEL = "celeba_16to64_psnr"  # L1 + identity term, flip ensemble: highest PSNR/SSIM
+GAN_MODEL = "celeba_16to64_gan"  # the stacked GAN fine-tuned from the PSNR model, identity term, flip ensemble: lowest FID and ID distance
 PSNR_MODEL_128 = "celeba_32to128_psnr"  # L1-trained at 32->128 (a short CPU run; docs/results.md)
 DEFAULT_MODEL = PSNR_MODEL
 
