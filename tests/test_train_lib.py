@@ -135,6 +135,9 @@ def test_init_from_a_packed_model(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     with pytest.raises(ValueError, match="--up_filters"):
         train_lib.Trainer(tiny_config(tmp_path / "other", up_filters=16, init_from=packed)).restore()
+    # a shipped model's name resolves to its packed folder (here: refused, the tiny net differs)
+    with pytest.raises(ValueError, match="weights/celeba_16to64_psnr holds a run with another architecture"):
+        train_lib.Trainer(tiny_config(tmp_path / "named", init_from="celeba_16to64_psnr")).restore()
 
 
 def test_realistic_degradation_changes_only_the_inputs(tmp_path):
