@@ -40,6 +40,8 @@ def test_skip_leaves_out_the_first_faces_before_limit():
     assert [k for k, _, _ in source.dataset.as_numpy_iterator()] == every[1:3]
     with pytest.raises(ValueError, match="--skip=-1"):
         eval_data.open_faces(str(FIXTURES / "lfw"), 64, skip=-1)
+    with pytest.raises(ValueError, match="--skip=4 leaves no faces"):
+        eval_data.open_faces(str(FIXTURES / "lfw"), 64, skip=4)
 
 
 def test_missing_folder_is_named():
@@ -64,3 +66,5 @@ def test_prepared_shards_are_read_with_their_identities(tmp_path):
     rest = eval_data.open_faces(str(tmp_path), 64, skip=2)
     assert rest.size == len(elements) - 2
     assert [k for k, _, _ in rest.dataset.as_numpy_iterator()] == [k for k, _, _ in elements[2:]]
+    with pytest.raises(ValueError, match=f"--skip={len(elements)} leaves no faces"):
+        eval_data.open_faces(str(tmp_path), 64, skip=len(elements))

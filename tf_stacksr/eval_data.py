@@ -71,10 +71,16 @@ def folder_faces(data_dir: str, hr_size: int, limit: int | None = None, skip: in
     if not os.path.isdir(data_dir):
         raise ValueError(f"--data={data_dir!r}: expected a folder of face images or of prepared shards, none found")
     paths = pipeline.list_images(data_dir)[skip:][:limit]
+    _check_skip(skip, len(paths), data_dir)
     identities = folder_identities(data_dir, paths)
     ds = tf.data.Dataset.from_tensor_slices((paths, identities))
     ds = ds.map(lambda p, i: (p, i, pipeline.load_face(p, hr_size)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return FaceSource(f"folder {data_dir} (centre-crop, load_face){_skipped(skip)}", len(paths), ds, paths)
+
+
+def _check_skip(skip: int, remaining: int, data_dir: str) -> None:
+    if skip and remaining <= 0:
+        raise ValueError(f"--skip={skip} leaves no faces in --data={data_dir!r}: expected fewer than it holds")
 
 
 def _skipped(skip: int) -> str:
@@ -100,7 +106,8 @@ def shard_faces(data_dir: str, hr_size: int, limit: int | None = None, split: st
 
     files, size = shards.split_files(data_dir, split)
     ds = tf.data.TFRecordDataset(files).skip(skip)
-    size = max(size - skip, 0)
+    size = size - skip
+    _check_skip(skip, size, data_dir)
     if limit is not None:
         ds, size = ds.take(limit), min(size, limit)
 
