@@ -92,6 +92,12 @@ def load(path: str) -> tuple[Config, keras.Model]:
     """Rebuild a packed model's generator (dequantised to float32)."""
     cfg = config_lib.load_json(os.path.join(path, CONFIG_FILE))  # ignores the extra "packed_from" key
     generator = build_generator(cfg)
+    assign_weights(path, generator)
+    return cfg, generator
+
+
+def assign_weights(path: str, generator: keras.Model) -> None:
+    """Set `generator`'s weights (matched by Keras path) from a packed model's, dequantised."""
     with np.load(os.path.join(path, WEIGHTS_FILE)) as arrays:
         stored = {k for k in arrays.files if not k.endswith(_SCALE_SUFFIX)}
         expected = {w.path for w in generator.weights}
@@ -107,7 +113,6 @@ def load(path: str) -> tuple[Config, keras.Model]:
                 raise ValueError(f"{path}/{WEIGHTS_FILE}: {weight.path} has shape {value.shape},"
                                  f" the generator expects {tuple(weight.shape)}")
             weight.assign(value)
-    return cfg, generator
 
 
 def choose(model: str | None, gan_model: str | None, alpha: float | None) -> tuple[str, str | None]:

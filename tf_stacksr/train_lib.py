@@ -116,13 +116,11 @@ class Trainer:
         `model_dir` may also be a packed model or a shipped model's name, so that a shipped model
         can be fine-tuned on one's own faces (its discriminators were not shipped: they start fresh).
         """
-        if not os.path.exists(model_dir) and model_dir in pretrained.shipped():
-            model_dir = pretrained.resolve(model_dir)
+        if not os.path.exists(model_dir):
+            model_dir = pretrained.shipped().get(model_dir, model_dir)
         check_resumable(self.cfg, model_dir)
         if pretrained.is_packed(model_dir):
-            _, packed = pretrained.load(model_dir)
-            for weight, value in zip(self.generator.weights, packed.weights):
-                weight.assign(value.numpy())
+            pretrained.assign_weights(model_dir, self.generator)
             logging.info("Generator initialised from the packed model %s", model_dir)
             return
         source = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
