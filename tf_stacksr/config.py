@@ -15,8 +15,6 @@ from typing import Any
 
 from absl import flags
 
-from tf_stacksr.data import diff_augment
-
 _NORMS = ("instance", "batch", "none")
 _STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 _PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -124,7 +122,10 @@ class Config:
             fail("jitter_shift", self.jitter_shift, "a shift in HR pixels >= 0")
         if not 0 <= self.jitter_zoom < 0.5:
             fail("jitter_zoom", self.jitter_zoom, "a zoom fraction in [0, 0.5)")
-        diff_augment.parse_policy(self.diff_augment)
+        if self.diff_augment:
+            from tf_stacksr.data import diff_augment  # TensorFlow; so config and networks import without it
+
+            diff_augment.parse_policy(self.diff_augment)
         if not 0.1 <= self.identity_face_scale <= 1.5:
             fail("identity_face_scale", self.identity_face_scale, "the face's fraction of the crop side, in [0.1, 1.5]")
         if not 0 <= self.beta1 < 1:
