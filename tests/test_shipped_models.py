@@ -41,7 +41,7 @@ def resized(faces, size: int) -> np.ndarray:
 
 def test_models_ship_and_are_small():
     models = pretrained.shipped()
-    for name in (pretrained.PSNR_MODEL, pretrained.GAN_MODEL, pretrained.PSNR_MODEL_128):
+    for name in (pretrained.PSNR_MODEL, pretrained.GAN_MODEL, pretrained.PSNR_MODEL_128, pretrained.PSNR_MODEL_256):
         assert name in models, f"{name} missing from {pretrained.SHIPPED_DIR}"
         size = sum(os.path.getsize(os.path.join(models[name], f)) for f in os.listdir(models[name]))
         assert size < 5 * 2**20, (name, size)
@@ -68,3 +68,19 @@ def test_flip_ensemble_is_more_faithful_than_one_pass(aligned_faces):
         cfg, generator = inference.load_blended(pretrained.resolve(pretrained.PSNR_MODEL), None, None, flip)
         scores[flip] = psnr_y(inference.Upscaler(cfg, generator, f"flip={flip}")(lr), hr)
     assert scores[True] > scores[False] + 0.05, scores
+
+
+def test_shipped_256_model_beats_bicubic_on_native_256_faces():
+    """The 64->256 model on two FFHQ-style faces (native 256 px) of its test split, aligned as `prepare --size=256` does."""
+    aligner = align.FaceAligner()
+    hr = []
+    for path in sorted((FIXTURES / "ffhq_test").glob("*.jpg")):
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB"))
+        hr.append(aligner.align(rgb, aligner.detect(rgb)[0], 256)[0])
+    hr = np.stack(hr)
+    lr = resized(hr, 64)
+    bicubic = upscalers.resolve(upscalers.BICUBIC, 4, 256)(lr)
+    ours = upscalers.resolve(pretrained.PSNR_MODEL_256, 4, 256)(lr)
+    gain = psnr_y(ours, hr) - psnr_y(bicubic, hr)
+    assert gain >= 1.0, f"{pretrained.PSNR_MODEL_256}: {gain:+.2f} dB over bicubic"

@@ -31,6 +31,7 @@ SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights"
 PSNR_MODEL = "celeba_16to64_psnr"  # L1 + identity term, flip ensemble: highest PSNR/SSIM
 GAN_MODEL = "celeba_16to64_gan"  # the stacked GAN fine-tuned from the PSNR model, identity term, flip ensemble: lowest FID and ID distance
 PSNR_MODEL_128 = "celeba_32to128_psnr"  # L1-trained at 32->128 (a short CPU run; docs/results.md)
+PSNR_MODEL_256 = "ffhq_celeba_64to256_psnr"  # L1-trained at 64->256 on a lent GPU (tools/train_l1_keras.py)
 DEFAULT_MODEL = PSNR_MODEL
 
 _SCALE_SUFFIX = "::scale"
