@@ -12,7 +12,7 @@ with a random horizontal flip. Lent device time is fixed, so the run is given mi
 Adam(g_lr, beta1) holds its rate for --lr_decay_start of the time, then decays it linearly to 0
 at the deadline (updated every --steps_per_epoch steps).
 
-Writes OUTPUT/config.json and OUTPUT/generator.npz (float32, every weight under its Keras
+Writes OUTPUT (default: --model_dir)/config.json and generator.npz (float32, every weight under its Keras
 path): a packed model folder that `tf_stacksr` loads anywhere (and `tools/pack_model.py` packs
 to int8), saved every --save_minutes and at the end; one progress line per epoch (img/s, L1
 per stage, time left); and with --val_faces, the PSNR of the model and of bicubic on them.
@@ -34,12 +34,12 @@ from tf_stacksr.networks import build_generator
 
 flags.DEFINE_string("faces", None, "Faces .npz from tools/faces_to_npz.py.")
 flags.DEFINE_string("val_faces", None, "Optional held-out faces .npz: PSNR of model vs bicubic at the end.")
-flags.DEFINE_string("output", None, "Folder for config.json and generator.npz.")
+flags.DEFINE_string("output", None, "Folder for config.json and generator.npz; default: --model_dir.")
 flags.DEFINE_float("minutes", 8.0, "Training time budget (the learning-rate schedule spans it).")
 flags.DEFINE_float("save_minutes", 2.0, "Save the weights this often.")
 flags.DEFINE_integer("steps_per_epoch", 100, "Steps between progress lines and learning-rate updates.")
 flags.DEFINE_integer("workers", 6, "Threads making batches.")
-flags.mark_flags_as_required(["faces", "output"])
+flags.mark_flags_as_required(["faces"])
 config_lib.define_flags()
 FLAGS = flags.FLAGS
 
@@ -122,6 +122,7 @@ def main(argv):
     cfg = config_lib.from_flags()
     if cfg.adv_weight != 0 or cfg.identity_weight != 0:
         raise ValueError("tools/train_l1_keras.py trains the L1 model only: set --adv_weight=0 --identity_weight=0")
+    output = FLAGS.output or cfg.model_dir
     t0 = time.time()
     faces, ops = portable.read_faces(FLAGS.faces)
     pairs = portable.Pairs(ops, faces.shape[1], cfg.stage_sizes)
@@ -136,7 +137,7 @@ def main(argv):
     model.compile(optimizer=keras.optimizers.Adam(cfg.g_lr, beta_1=cfg.beta1), loss=["mae"] * n,
                   loss_weights=[cfg.lambda_l1] * n)
     budget = FLAGS.minutes * 60 - (time.time() - t0)
-    schedule = Schedule(cfg, budget, FLAGS.save_minutes * 60, FLAGS.steps_per_epoch, FLAGS.output)
+    schedule = Schedule(cfg, budget, FLAGS.save_minutes * 60, FLAGS.steps_per_epoch, output)
     data = Batches(faces, pairs, cfg.batch_size, FLAGS.steps_per_epoch, cfg.seed, FLAGS.workers)
     model.fit(data, epochs=10**6, callbacks=[schedule], verbose=0)
     if FLAGS.val_faces:
@@ -145,7 +146,7 @@ def main(argv):
         outputs = model.predict(inputs, batch_size=8, verbose=0)[-1]
         result = {"faces": len(val), "psnr_rgb_model": psnr(outputs, targets[-1]), "psnr_rgb_bicubic": psnr(inputs, targets[-1])}
         print("validation", json.dumps(result), flush=True)
-        with open(os.path.join(FLAGS.output, "validation.json"), "w") as fh:
+        with open(os.path.join(output, "validation.json"), "w") as fh:
             json.dump(result, fh, indent=2)
 
 
