@@ -16,6 +16,8 @@ Writes OUTPUT (default: --model_dir)/config.json and generator.npz (float32, eve
 path): a packed model folder that `tf_stacksr` loads anywhere (and `tools/pack_model.py` packs
 to int8), saved every --save_minutes and at the end; one progress line per epoch (img/s, L1
 per stage, time left); and with --val_faces, the PSNR of the model and of bicubic on them.
+A stopped run keeps its last save: continue it with --init_from=OUTPUT (a fresh schedule; the
+optimiser state is not saved, as lent machines do not outlive the session anyway).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ FLAGS = flags.FLAGS
 
 
 class Batches(keras.utils.PyDataset):
-    """Random batches with a horizontal flip; batch i of a run is a pure function of (seed, i)."""
+    """Random batches with a horizontal flip, each drawn with a generator seeded by (seed, epoch, i)."""
 
     def __init__(self, faces: np.ndarray, pairs: portable.Pairs, batch_size: int, steps: int, seed: int, workers: int):
         super().__init__(workers=workers, use_multiprocessing=False)
