@@ -23,16 +23,21 @@ def psnr_y(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(10.0 * np.log10(255.0**2 / mse)))
 
 
+def aligned(paths, size: int) -> list[np.ndarray]:
+    """Faces aligned as `prepare --size=SIZE` does."""
+    aligner = align.FaceAligner()
+    crops = []
+    for path in paths:
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB"))
+        crops.append(aligner.align(rgb, aligner.detect(rgb)[0], size)[0])
+    return crops
+
+
 @pytest.fixture(scope="module")
 def aligned_faces():
     """128 px faces aligned like the training data (`prepare --size=128`)."""
-    aligner = align.FaceAligner()
-    crops = []
-    for name in TEST_PHOTOS:
-        with Image.open(FIXTURES / "celeba" / name) as image:
-            rgb = np.asarray(image.convert("RGB"))
-        crops.append(aligner.align(rgb, aligner.detect(rgb)[0], 128)[0])
-    return crops
+    return aligned([FIXTURES / "celeba" / name for name in TEST_PHOTOS], 128)
 
 
 def resized(faces, size: int) -> np.ndarray:
@@ -72,13 +77,7 @@ def test_flip_ensemble_is_more_faithful_than_one_pass(aligned_faces):
 
 def test_shipped_256_model_beats_bicubic_on_native_256_faces():
     """The 64->256 model on two FFHQ-style faces (native 256 px) of its test split, aligned as `prepare --size=256` does."""
-    aligner = align.FaceAligner()
-    hr = []
-    for path in sorted((FIXTURES / "ffhq_test").glob("*.jpg")):
-        with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"))
-        hr.append(aligner.align(rgb, aligner.detect(rgb)[0], 256)[0])
-    hr = np.stack(hr)
+    hr = np.stack(aligned(sorted((FIXTURES / "ffhq_test").glob("*.jpg")), 256))
     lr = resized(hr, 64)
     bicubic = upscalers.resolve(upscalers.BICUBIC, 4, 256)(lr)
     ours = upscalers.resolve(pretrained.PSNR_MODEL_256, 4, 256)(lr)
