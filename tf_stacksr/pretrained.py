@@ -69,21 +69,24 @@ def quantize(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, scale
 
 
-def pack_weights(generator: keras.Model) -> dict[str, np.ndarray]:
+def pack_weights(generator: keras.Model, quantized: bool = True) -> dict[str, np.ndarray]:
     arrays = {}
     for weight in generator.weights:
-        value = np.asarray(weight.numpy(), np.float32)
-        if value.ndim >= 2:
+        value = np.asarray(keras.ops.convert_to_numpy(weight.value), np.float32)
+        if quantized and value.ndim >= 2:
             arrays[weight.path], arrays[weight.path + _SCALE_SUFFIX] = quantize(value)
         else:
             arrays[weight.path] = value
     return arrays
 
 
-def pack(cfg: Config, generator: keras.Model, out_dir: str, *, source: dict | None = None) -> str:
-    """Write `generator` (built from `cfg`) as a packed model folder; atomic, returns `out_dir`."""
+def pack(cfg: Config, generator: keras.Model, out_dir: str, *, source: dict | None = None, quantized: bool = True) -> str:
+    """Write `generator` (built from `cfg`) as a packed model folder; atomic, returns `out_dir`.
+
+    `quantized=False` keeps every weight float32 (a trainer's interim save, packed to int8 later).
+    """
     with fileio.atomic_folder(out_dir) as tmp:
-        np.savez_compressed(os.path.join(tmp, WEIGHTS_FILE), **pack_weights(generator))
+        np.savez_compressed(os.path.join(tmp, WEIGHTS_FILE), **pack_weights(generator, quantized))
         with open(os.path.join(tmp, CONFIG_FILE), "w") as fh:
             json.dump({**cfg.to_dict(), **({"packed_from": source} if source else {})}, fh, indent=2, sort_keys=True)
     return out_dir

@@ -31,6 +31,7 @@ import numpy as np
 from absl import app, flags
 
 from tf_stacksr import config as config_lib
+from tf_stacksr import pretrained
 from tf_stacksr.data import portable
 from tf_stacksr.networks import build_generator
 
@@ -68,16 +69,6 @@ class Batches(keras.utils.PyDataset):
         return self.pairs(batch)
 
 
-def save(model: keras.Model, cfg, output: str, extra: dict) -> None:
-    """Float32 weights under their Keras paths + config.json: a packed model folder, written atomically."""
-    os.makedirs(output, exist_ok=True)
-    tmp = os.path.join(output, "generator.tmp.npz")
-    np.savez(tmp, **{w.path: keras.ops.convert_to_numpy(w.value).astype(np.float32) for w in model.weights})
-    os.replace(tmp, os.path.join(output, "generator.npz"))
-    with open(os.path.join(output, "config.json"), "w") as fh:
-        json.dump({**cfg.to_dict(), "packed_from": extra}, fh, indent=2, sort_keys=True)
-
-
 class Schedule(keras.callbacks.Callback):
     """Wall-clock learning-rate schedule, deadline, progress lines and periodic saves."""
 
@@ -104,9 +95,9 @@ class Schedule(keras.callbacks.Callback):
               f"| L1 {terms} | {now - self.start:.0f}s, left {max(self.budget - (now - self.start), 0):.0f}s", flush=True)
         done = now - self.start >= self.budget
         if done or now - self.last_save >= self.save_s:
-            save(self.model, self.cfg, self.output, {"steps": self.steps, "seconds": round(now - self.start),
-                                                     "trainer": "tools/train_l1_keras.py", "backend": keras.backend.backend(),
-                                                     "faces": FLAGS.faces})
+            source = {"steps": self.steps, "seconds": round(now - self.start), "trainer": "tools/train_l1_keras.py",
+                      "backend": keras.backend.backend(), "faces": FLAGS.faces}
+            pretrained.pack(self.cfg, self.model, self.output, source=source, quantized=False)
             self.last_save = now
         if done:
             self.model.stop_training = True
@@ -132,8 +123,6 @@ def main(argv):
     keras.utils.set_random_seed(cfg.seed)
     model = build_generator(cfg)
     if cfg.init_from:
-        from tf_stacksr import pretrained
-
         pretrained.assign_weights(pretrained.resolve(cfg.init_from), model)
     n = len(model.outputs)
     model.compile(optimizer=keras.optimizers.Adam(cfg.g_lr, beta_1=cfg.beta1), loss=["mae"] * n,
