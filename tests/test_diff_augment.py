@@ -6,6 +6,8 @@ import tensorflow as tf
 
 from tf_stacksr.data import diff_augment
 
+KEY = diff_augment.draw_key(seed=0, step=1, replica=0, call=0)
+
 
 def numpy_translate(x, dy, dx):
     out = np.zeros_like(x)
@@ -45,15 +47,15 @@ def test_cutout_zeroes_the_square_only():
 
 def test_off_is_identity_and_shapes_are_kept():
     a, b = tf.zeros([2, 8, 8, 3]), tf.ones([2, 8, 8, 3])
-    assert diff_augment.augment([a, b], ()) == [a, b]
-    out = diff_augment.augment([a, b], diff_augment.POLICIES)
+    assert diff_augment.augment([a, b], (), KEY) == [a, b]
+    out = diff_augment.augment([a, b], diff_augment.POLICIES, KEY)
     assert [t.shape for t in out] == [a.shape, b.shape]
 
 
 def test_condition_and_image_get_the_same_draw():
     tf.random.set_seed(1)
     x = tf.random.uniform([16, 16, 16, 3], -1, 1)
-    cond, image = diff_augment.augment([x, x], diff_augment.POLICIES)
+    cond, image = diff_augment.augment([x, x], diff_augment.POLICIES, KEY)
     np.testing.assert_allclose(cond.numpy(), image.numpy(), atol=1e-6)
     assert np.abs(cond.numpy() - x.numpy()).mean() > 0.05  # and the draw did something
 
@@ -61,7 +63,7 @@ def test_condition_and_image_get_the_same_draw():
 def test_translation_is_one_of_the_allowed_shifts_per_example():
     tf.random.set_seed(2)
     x = np.random.default_rng(1).normal(size=(32, 16, 16, 3)).astype(np.float32)
-    (out,) = diff_augment.augment([tf.constant(x)], ("translation",))
+    (out,) = diff_augment.augment([tf.constant(x)], ("translation",), KEY)
     out = out.numpy()
     shifts = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]  # 1/8 of 16 pixels
     found = []
@@ -91,7 +93,29 @@ def test_gradients_flow_through_every_policy():
     x = tf.random.uniform([4, 8, 8, 3], -1, 1)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        (out,) = diff_augment.augment([x], diff_augment.POLICIES)
+        (out,) = diff_augment.augment([x], diff_augment.POLICIES, KEY)
         total = tf.reduce_sum(out * out)
     grad = tape.gradient(total, x).numpy()
     assert np.isfinite(grad).all() and np.abs(grad).sum() > 0
+
+
+def test_draws_are_a_function_of_the_key():
+    """Same key, same transform (what makes a resumed run exact); any other key part, another one."""
+    x = tf.random.stateless_uniform([8, 16, 16, 3], [5, 6], -1, 1)
+    keys = {"base": (0, 7, 0, 1), "seed": (1, 7, 0, 1), "step": (0, 8, 0, 1), "replica": (0, 7, 1, 1), "call": (0, 7, 0, 2)}
+    outs = {name: diff_augment.augment([x], diff_augment.POLICIES, diff_augment.draw_key(*k))[0].numpy()
+            for name, k in keys.items()}
+    again = diff_augment.augment([x], diff_augment.POLICIES, diff_augment.draw_key(*keys["base"]))[0].numpy()
+    np.testing.assert_array_equal(again, outs["base"])
+    for name in ("seed", "step", "replica", "call"):
+        assert np.abs(outs[name] - outs["base"]).mean() > 0.05, name
+
+
+def test_a_policy_subset_keeps_the_other_draws():
+    """Each op has its own sub-key: a policy with colour translates each example as one without it."""
+    x = tf.random.stateless_uniform([8, 16, 16, 3], [1, 2], -1, 1)
+    colour_only = diff_augment.augment([x], ("color",), KEY)[0]
+    both = diff_augment.augment([x], ("color", "translation"), KEY)[0]
+    translated_after = diff_augment.augment([colour_only], ("translation",), KEY)[0]
+    np.testing.assert_allclose(both.numpy(), translated_after.numpy(), atol=1e-6)
+    assert np.abs(both.numpy() - colour_only.numpy()).mean() > 0.05  # the translation did move them

@@ -97,7 +97,8 @@ def _train_two_workers(model_dir: str, train_steps: int, log_dir) -> list[str]:
     """
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
     flags = TINY_FLAGS + [f"--model_dir={model_dir}", f"--train_steps={train_steps}", "--strategy=multi_worker",
-                          "--save_every=2", "--log_every=1", "--sample_every=100"]
+                          "--save_every=2", "--log_every=1", "--sample_every=100",
+                          "--diff_augment=color,translation,cutout"]  # its draws are keyed per replica
     log_paths = [log_dir / f"worker{i}_to_step{train_steps}.log" for i in range(2)]
     procs = []
     for i, log_path in enumerate(log_paths):

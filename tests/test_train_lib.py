@@ -53,7 +53,8 @@ def test_overfits_a_fixed_small_batch(tmp_path):
 def test_sigkill_then_rerun_resumes_exactly(tmp_path):
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     env = {**os.environ, "TF_DETERMINISTIC_OPS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    cmd = [sys.executable, "-m", "tf_stacksr.train", f"--model_dir={killed}", *TINY_FLAGS, "--train_steps=100000",
+    augment = "--diff_augment=color,translation,cutout"  # its draws must resume exactly too
+    cmd = [sys.executable, "-m", "tf_stacksr.train", f"--model_dir={killed}", *TINY_FLAGS, augment, "--train_steps=100000",
            "--save_every=2", "--sample_every=100000", "--log_every=100000"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -67,9 +68,9 @@ def test_sigkill_then_rerun_resumes_exactly(tmp_path):
         proc.wait()
     latest = tf.train.latest_checkpoint(str(killed / "checkpoints"))
     k = int(latest.rsplit("-", 1)[1])
-    log = run_train(killed, f"--train_steps={k + 1}", "--save_every=1000")
+    log = run_train(killed, augment, f"--train_steps={k + 1}", "--save_every=1000")
     assert f"(step {k})" in log and "Resumed" in log
-    run_train(straight, f"--train_steps={k + 1}", "--save_every=1000")
+    run_train(straight, augment, f"--train_steps={k + 1}", "--save_every=1000")
     resumed, uninterrupted = checkpoint_values(killed, k + 1), checkpoint_values(straight, k + 1)
     assert resumed.keys() == uninterrupted.keys() and len(resumed) > 10
     for name in resumed:

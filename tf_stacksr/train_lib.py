@@ -12,6 +12,7 @@ rate schedule too); the data order is a pure function of (seed, example index) (
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -139,14 +140,20 @@ class Trainer:
         return os.path.join(distribute.chief_checkpoint_dir(self.cfg.model_dir), os.path.basename(written))
 
     # ---- the step ------------------------------------------------------------------------
-    def _judge(self, disc, condition, image):
-        """One discriminator call; with --diff_augment both inputs get the same fresh random transform."""
-        return disc(diff_augment.augment([condition, image], self.d_augment), training=True)
+    def _judge(self, disc, condition, image, call: int):
+        """One discriminator call; with --diff_augment both inputs get the same fresh random transform.
+
+        The transform is keyed on (seed, step, replica, call), so a resumed run repeats it.
+        """
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        key = diff_augment.draw_key(self.cfg.seed, self.step, replica, call)
+        return disc(diff_augment.augment([condition, image], self.d_augment, key), training=True)
 
     def _losses_and_grads(self, inputs, targets):
         cfg, gb = self.cfg, self.cfg.batch_size
         avg = lambda per_example: tf.nn.compute_average_loss(per_example, global_batch_size=gb)
         terms = {}
+        calls = itertools.count()  # numbers this step's discriminator calls (`_judge`)
         with tf.GradientTape(persistent=True) as tape:
             outputs = [tf.cast(o, tf.float32) for o in self.generator(inputs, training=True)]
             g_total = 0.0
@@ -160,8 +167,8 @@ class Trainer:
                     continue
                 disc = self.discriminators[k]
                 condition = tf.nn.avg_pool2d(inputs, cfg.hr_size // cfg.stage_sizes[k], cfg.hr_size // cfg.stage_sizes[k], "VALID")
-                fake = self._judge(disc, condition, output)
-                real = self._judge(disc, condition, target)
+                fake = self._judge(disc, condition, output, next(calls))
+                real = self._judge(disc, condition, target, next(calls))
                 g_adv = losses.generator_adversarial_loss(fake)
                 d_adv = losses.discriminator_loss(real, fake)
                 terms[f"g_adv/{name}"], terms[f"d_adv/{name}"] = avg(g_adv), avg(d_adv)
@@ -169,8 +176,8 @@ class Trainer:
                 d_total += d_adv
                 if k == 0 and cfg.bb_weight > 0:
                     # L_BB': D1 also judges B' against the LR ground truth B as condition.
-                    fake_bb = self._judge(disc, target, output)
-                    real_bb = self._judge(disc, target, target)
+                    fake_bb = self._judge(disc, target, output, next(calls))
+                    real_bb = self._judge(disc, target, target, next(calls))
                     g_bb = losses.generator_adversarial_loss(fake_bb)
                     d_bb = losses.discriminator_loss(real_bb, fake_bb)
                     terms["g_bb/lr"], terms["d_bb/lr"] = avg(g_bb), avg(d_bb)

@@ -10,8 +10,8 @@ image alike: a translated image next to an untranslated condition would be a new
 
 Policies follow the reference implementation: `color` (brightness, saturation, contrast),
 `translation` (up to 1/8 of the side, zero fill) and `cutout` (a zeroed square of half the side).
-The draws come from TF's seeded global generator, not from the keyed data stream, so a run
-resumed after a stop sees other (equally distributed) transforms than an uninterrupted one.
+Every draw is stateless, keyed on (seed, step, replica, call) by `draw_key`, so a run resumed
+after a stop repeats the transforms of an uninterrupted run, as the data stream does.
 """
 
 from __future__ import annotations
@@ -71,21 +71,34 @@ def color(x: tf.Tensor, brightness: tf.Tensor, saturation: tf.Tensor, contrast: 
     return tf.reshape(rgb, tf.shape(x))
 
 
-def augment(images: list[tf.Tensor], policy: tuple[str, ...]) -> list[tf.Tensor]:
-    """The same random transform per example applied to every [B, H, W, 3] tensor of `images`."""
+def draw_key(seed: int, step, replica, call: int) -> tf.Tensor:
+    """The stateless key [2] int64 of one discriminator call: `call` numbers the calls of a step."""
+    key = tf.constant([seed, 0], tf.int64)
+    for data in (step, replica, call):
+        key = tf.random.experimental.stateless_fold_in(key, tf.cast(data, tf.int64))
+    return key
+
+
+def augment(images: list[tf.Tensor], policy: tuple[str, ...], key: tf.Tensor) -> list[tf.Tensor]:
+    """The same random transform per example applied to every [B, H, W, 3] tensor of `images`.
+
+    `key` ([2] integer, e.g. from `draw_key`) fixes the draws: the same key, the same transforms.
+    """
     if not policy:
         return images
     x = tf.concat(images, axis=-1)
     b, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
+
+    def draw(index, low, high, dtype=tf.float32):  # each draw has its own sub-key, whatever the policy
+        sub_key = tf.random.experimental.stateless_fold_in(key, index)
+        return tf.random.stateless_uniform([b], sub_key, low, high, dtype=dtype)
+
     if "color" in policy:
-        draw = lambda low, high: tf.random.uniform([b], low, high)
-        x = color(x, draw(-0.5, 0.5), draw(0.0, 2.0), draw(0.5, 1.5), groups=len(images))
+        x = color(x, draw(0, -0.5, 0.5), draw(1, 0.0, 2.0), draw(2, 0.5, 1.5), groups=len(images))
     if "translation" in policy:
         sy, sx = int(h * _TRANSLATION_RATIO + 0.5), int(w * _TRANSLATION_RATIO + 0.5)
-        x = translate(x, tf.random.uniform([b], -sy, sy + 1, dtype=tf.int32),
-                      tf.random.uniform([b], -sx, sx + 1, dtype=tf.int32))
+        x = translate(x, draw(3, -sy, sy + 1, tf.int32), draw(4, -sx, sx + 1, tf.int32))
     if "cutout" in policy:
         size = int(h * _CUTOUT_RATIO + 0.5)
-        x = cutout(x, tf.random.uniform([b], 0, h + 1 - size % 2, dtype=tf.int32),
-                   tf.random.uniform([b], 0, w + 1 - size % 2, dtype=tf.int32), size)
+        x = cutout(x, draw(5, 0, h + 1 - size % 2, tf.int32), draw(6, 0, w + 1 - size % 2, tf.int32), size)
     return tf.split(x, len(images), axis=-1)
