@@ -7,7 +7,8 @@ input comes from `distribute_datasets_from_function`, so several replicas need n
 
 Resuming: the checkpoint holds the step, all networks and both optimisers (so the learning
 rate schedule too); the data order is a pure function of (seed, example index) (see
-`data.pipeline`), so a restarted run continues with exactly the batches it would have seen.
+`data.pipeline`) and DiffAugment's draws one of (seed, step, replica, call), so a restarted run
+continues with exactly the batches and transforms it would have seen.
 """
 
 from __future__ import annotations
@@ -145,9 +146,11 @@ class Trainer:
 
         The transform is keyed on (seed, step, replica, call), so a resumed run repeats it.
         """
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        key = diff_augment.draw_key(self.cfg.seed, self.step, replica, call)
-        return disc(diff_augment.augment([condition, image], self.d_augment, key), training=True)
+        if self.d_augment:
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            key = diff_augment.draw_key(self.cfg.seed, self.step, replica, call)
+            condition, image = diff_augment.augment([condition, image], self.d_augment, key)
+        return disc([condition, image], training=True)
 
     def _losses_and_grads(self, inputs, targets):
         cfg, gb = self.cfg, self.cfg.batch_size
