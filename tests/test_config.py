@@ -41,6 +41,9 @@ def test_data_dir_checked(tmp_path):
     with pytest.raises(ValueError, match="--data_dir"):
         Config(data_dir=str(tmp_path / "missing")).check_data_dir()
     Config(data_dir=str(FIXTURES)).check_data_dir()
+    with pytest.raises(ValueError, match="missing_second.* is none"):
+        Config(data_dir=f"{FIXTURES}, {tmp_path / 'missing_second'}").check_data_dir()
+    Config(data_dir=f"{FIXTURES / 'celeba'},{FIXTURES / 'ffhq'}").check_data_dir()
 
 
 def test_flags_round_trip_through_json(tmp_path):

@@ -87,12 +87,10 @@ def test_pairs_have_exact_shapes_and_ranges_at_every_scale(prepared, name):
     assert eval_inputs.shape == (3, hr, hr, 3) and [t.shape[1] for t in eval_targets] == list(stage_sizes)
 
 
-def test_one_epoch_shows_every_train_face_once_possibly_mirrored(prepared):
-    out, manifest = prepared
-    faces = shard_faces(out, "train")
-    n = manifest["splits"]["train"]["examples"]
-    ds = pipeline.training_dataset(out, (32, 64, 128), global_batch_size=4, seed=5)
-    seen = [as_uint8(hr) for _, t in ds.take(n // 4) for hr in t[-1].numpy()]
+def assert_one_epoch_shows_every_face_once(ds, faces, batch):
+    """`faces` (uint8) each appear exactly once, as is or mirrored, in the first len(faces) examples."""
+    n = len(faces)
+    seen = [as_uint8(hr) for _, t in ds.take(n // batch) for hr in t[-1].numpy()]
     matches = []
     for image in seen:
         hits = [i for i, f in enumerate(faces) if np.array_equal(image, f) or np.array_equal(image, f[:, ::-1])]
@@ -101,6 +99,57 @@ def test_one_epoch_shows_every_train_face_once_possibly_mirrored(prepared):
     assert sorted(matches) == list(range(n))
     mirrored = sum(np.array_equal(s, faces[m][:, ::-1]) for s, m in zip(seen, matches))
     assert 0 < mirrored < n, "random flip should mirror some faces and not others"
+
+
+def test_one_epoch_shows_every_train_face_once_possibly_mirrored(prepared):
+    out, manifest = prepared
+    faces = shard_faces(out, "train")
+    assert len(faces) == manifest["splits"]["train"]["examples"]
+    assert_one_epoch_shows_every_face_once(pipeline.training_dataset(out, (32, 64, 128), global_batch_size=4, seed=5), faces, 4)
+
+
+@pytest.fixture(scope="module")
+def prepared_lfw(tmp_path_factory):
+    """The LFW fixtures prepared at 128 px, all in the train split: a second dataset to pool."""
+    out = str(tmp_path_factory.mktemp("prepared_lfw"))
+    prepare.prepare(os.path.join(FIXTURES, "lfw"), out,
+                    prepare.PrepareOptions(size=128, split="none", shard_size=2, workers=1), progress=False)
+    return out
+
+
+def test_pooled_folders_show_every_train_face_of_each_once_and_resume(prepared, prepared_lfw):
+    out, _ = prepared
+    faces = shard_faces(out, "train") + shard_faces(prepared_lfw, "train")
+    assert len(shard_faces(prepared_lfw, "train")) >= 2
+    pooled = f"{out}, {prepared_lfw}"
+    stages = (32, 64, 128)
+    ds = pipeline.training_dataset(pooled, stages, global_batch_size=2, seed=5)
+    assert_one_epoch_shows_every_face_once(ds, faces, 2)
+    full = [b.numpy() for b, _ in ds.take(16)]  # 32 examples cross the pooled epoch boundary
+    resumed = [b.numpy() for b, _ in pipeline.training_dataset(pooled, stages, global_batch_size=2, seed=5, start_step=13).take(3)]
+    for k, batch in enumerate(resumed):
+        np.testing.assert_array_equal(batch, full[13 + k])
+    # Validation samples stay on the first folder.
+    first = np.concatenate([t[-1].numpy() for _, t in pipeline.eval_dataset(out, stages, batch_size=4)])
+    pooled_eval = np.concatenate([t[-1].numpy() for _, t in pipeline.eval_dataset(pooled, stages, batch_size=4)])
+    np.testing.assert_array_equal(pooled_eval, first)
+
+
+def test_pooled_photo_folders_show_the_second_folders_faces(tmp_path):
+    celeba, ffhq = os.path.join(FIXTURES, "celeba"), os.path.join(FIXTURES, "ffhq")
+    n = len(pipeline.list_images(celeba)) + len(pipeline.list_images(ffhq))
+    ds = pipeline.training_dataset(f"{celeba},{ffhq}", (16, 32, 64), global_batch_size=2, seed=1)
+    seen = np.concatenate([t[-1].numpy() for _, t in ds.take(n // 2)])
+    for path in pipeline.list_images(ffhq):
+        face = pipeline.load_face(tf.constant(path), 64).numpy()
+        assert min(min(np.abs(s - face).max(), np.abs(s - face[:, ::-1]).max()) for s in seen) < 1e-5, path
+
+
+def test_pooling_prepared_and_photo_folders_is_refused_naming_both(prepared):
+    out, _ = prepared
+    photos = os.path.join(FIXTURES, "celeba")
+    with pytest.raises(ValueError, match=f"mixes prepared shard folders and photo folders.*{photos} \\(photo folder\\)"):
+        pipeline.training_dataset(f"{out},{photos}", (16, 32, 64), global_batch_size=2)
 
 
 def test_resume_at_any_step_gives_the_same_batches(prepared):

@@ -25,12 +25,17 @@ def _opt(default: Any, help_text: str, **extra: Any) -> Any:
     return dataclasses.field(default=default, metadata={"help": help_text, **extra})
 
 
+def data_folders(data_dir: str) -> list[str]:
+    """The folders `--data_dir` names: one, or several comma-separated (to pool datasets)."""
+    return [folder.strip() for folder in data_dir.split(",") if folder.strip()]
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Options of one training run (model, losses, optimisation, data and bookkeeping)."""
 
     # Data.
-    data_dir: str = _opt("", "Folder of face images (searched recursively) or of prepared TFRecord shards.")
+    data_dir: str = _opt("", "Folder of face images (searched recursively) or of prepared TFRecord shards; several folders of one kind, comma-separated, pool their training faces (validation samples come from the first).")
     hr_size: int = _opt(64, "High-resolution (output) size in pixels; the input A is the LR face bicubic-upscaled to this size.")
     scale: int = _opt(4, "Super-resolution factor, a power of two >= 2; one upsampling stage per factor of 2.")
     degradation: str = _opt("bicubic", "How training LR inputs are made: bicubic (the paper) or realistic (random blur, noise and JPEG; see docs/data.md).", choices=_DEGRADATIONS)
@@ -145,10 +150,12 @@ class Config:
 
     def check_data_dir(self) -> None:
         """Training needs data; building a model (export, tests) does not, so this is separate."""
-        if not self.data_dir:
+        folders = data_folders(self.data_dir)
+        if not folders:
             raise ValueError("--data_dir is empty: expected a folder of face images or TFRecord shards")
-        if not os.path.isdir(self.data_dir):
-            raise ValueError(f"--data_dir={self.data_dir!r}: expected an existing folder, none found")
+        for folder in folders:
+            if not os.path.isdir(folder):
+                raise ValueError(f"--data_dir={self.data_dir!r}: expected an existing folder, {folder!r} is none")
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)

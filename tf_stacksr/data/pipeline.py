@@ -8,6 +8,8 @@ sees exactly the batches an uninterrupted run would.
 
 `data_dir` may also be a folder written by `python -m tf_stacksr.prepare` (it holds a
 manifest.json); see `shards` for how the same guarantees hold for sequential shards.
+Several folders of one kind, comma-separated, are pooled into one training set (e.g. CelebA
+plus FFHQ, for more identities); each face is one example, so a folder's share is its size.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from tf_stacksr.config import data_folders
 from tf_stacksr.data import batching, degrade, pairs, shards
 from tf_stacksr.data import jitter as jitter_lib
 
@@ -31,6 +34,19 @@ def list_images(data_dir: str) -> list[str]:
     if not found:
         raise ValueError(f"--data_dir={data_dir!r}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found")
     return sorted(found)
+
+
+def _folders_of_one_kind(data_dir: str) -> tuple[list[str], bool]:
+    """The comma-separated folders of `data_dir`, and whether they are prepared shard folders."""
+    folders = data_folders(data_dir)
+    if not folders:
+        raise ValueError("--data_dir is empty: expected a folder of face images or of prepared shards")
+    prepared = [shards.is_prepared(f) for f in folders]
+    if len(set(prepared)) > 1:
+        kinds = ", ".join(f"{f} ({'prepared shards' if p else 'photo folder'})" for f, p in zip(folders, prepared))
+        raise ValueError(f"--data_dir={data_dir!r} mixes prepared shard folders and photo folders: {kinds}; "
+                         "expected one kind (prepare the photo folders with python -m tf_stacksr.prepare)")
+    return folders, prepared[0]
 
 
 def load_face(path: tf.Tensor, size: int) -> tf.Tensor:
@@ -64,15 +80,17 @@ def training_dataset(
 
     With an `input_context` (from `strategy.distribute_datasets_from_function`) the pipeline
     yields per-replica batches and takes every P-th of them, P being the number of pipelines.
-    A prepared shard folder is read from its train split (`shards.training_dataset`).
+    A prepared shard folder is read from its train split (`shards.training_dataset`);
+    comma-separated folders are pooled (see the module docstring).
     `degradation` (off by default) swaps the bicubic input for a realistic one (`degrade`);
     `jitter` (off by default) shifts and zooms each face at random first (`jitter`).
     """
-    if shards.is_prepared(data_dir):
-        return shards.training_dataset(data_dir, stage_sizes, global_batch_size=global_batch_size, seed=seed,
+    folders, prepared = _folders_of_one_kind(data_dir)
+    if prepared:
+        return shards.training_dataset(folders, stage_sizes, global_batch_size=global_batch_size, seed=seed,
                                        start_step=start_step, input_context=input_context, degradation=degradation,
                                        jitter=jitter)
-    files = tf.constant(list_images(data_dir))
+    files = tf.constant([path for folder in folders for path in list_images(folder)])
     n = int(files.shape[0])
     hr_size = int(stage_sizes[-1])
     pipelines, pipeline_id, batch = batching.pipeline_slice(global_batch_size, input_context)
@@ -91,8 +109,10 @@ def training_dataset(
 def eval_dataset(data_dir: str, stage_sizes: Sequence[int], *, batch_size: int, limit: int | None = None) -> tf.data.Dataset:
     """Fixed-order, unaugmented (inputs, targets) batches over the folder (each file once).
 
-    A prepared shard folder is read from its test split (`shards.eval_dataset`).
+    A prepared shard folder is read from its test split (`shards.eval_dataset`). Of several
+    comma-separated folders only the first is read: validation stays on the main dataset.
     """
+    data_dir = _folders_of_one_kind(data_dir)[0][0]
     if shards.is_prepared(data_dir):
         return shards.eval_dataset(data_dir, stage_sizes, batch_size=batch_size, limit=limit)
     files = list_images(data_dir)[:limit]

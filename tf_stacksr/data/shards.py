@@ -11,6 +11,7 @@ at most one epoch's reading), so a resumed run sees exactly the batches an unint
 would, and random flips are keyed on (seed, i) as well. With several input pipelines, every
 pipeline reads the same record stream and keeps every P-th per-replica batch before decoding:
 the global order does not depend on P, and only raw bytes are read twice.
+Several shard folders are pooled: their train-split files form one list and n is their sum.
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ def split_files(data_dir: str, split: str) -> tuple[list[str], int]:
     return files, int(entry["examples"])
 
 
+def pooled_split_files(data_dirs: Sequence[str], split: str) -> tuple[list[str], int]:
+    """`split_files` of every folder, concatenated: one training set from several datasets."""
+    files, n = [], 0
+    for data_dir in data_dirs:
+        folder_files, folder_n = split_files(data_dir, split)
+        files += folder_files
+        n += folder_n
+    return files, n
+
+
 def load_record(serialized: tf.Tensor, size: int) -> tf.Tensor:
     """Serialized example -> float [-1, 1] face at `size` (antialiased bicubic if prepared at another size)."""
     image = pairs.uint8_to_float(records.decode_face(records.parse_example(serialized)["image"]))
@@ -71,7 +82,7 @@ def _epoch_records(files: tf.Tensor, seed: int, epoch: tf.Tensor) -> tf.data.Dat
 
 
 def training_dataset(
-    data_dir: str,
+    data_dirs: Sequence[str],
     stage_sizes: Sequence[int],
     *,
     global_batch_size: int,
@@ -83,7 +94,7 @@ def training_dataset(
     jitter: jitter_lib.Jitter | None = None,
 ) -> tf.data.Dataset:
     """Infinite (inputs A, per-stage targets) batches from the shards (see the module docstring)."""
-    files, n = split_files(data_dir, split)
+    files, n = pooled_split_files(data_dirs, split)
     files_t = tf.constant(files)
     hr_size = int(stage_sizes[-1])
     pipelines, pipeline_id, batch = batching.pipeline_slice(global_batch_size, input_context)
