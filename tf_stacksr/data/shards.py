@@ -50,10 +50,10 @@ def split_files(data_dir: str, split: str) -> tuple[list[str], int]:
     return files, int(entry["examples"])
 
 
-def pooled_split_files(data_dirs: Sequence[str], split: str) -> tuple[list[str], int]:
+def pooled_split_files(data_dirs: str | Sequence[str], split: str) -> tuple[list[str], int]:
     """`split_files` of every folder, concatenated: one training set from several datasets."""
     files, n = [], 0
-    for data_dir in data_dirs:
+    for data_dir in [data_dirs] if isinstance(data_dirs, str) else data_dirs:  # one folder given as a string
         folder_files, folder_n = split_files(data_dir, split)
         files += folder_files
         n += folder_n
@@ -82,7 +82,7 @@ def _epoch_records(files: tf.Tensor, seed: int, epoch: tf.Tensor) -> tf.data.Dat
 
 
 def training_dataset(
-    data_dirs: Sequence[str],
+    data_dirs: str | Sequence[str],
     stage_sizes: Sequence[int],
     *,
     global_batch_size: int,
