@@ -135,7 +135,7 @@ def test_pooled_folders_show_every_train_face_of_each_once_and_resume(prepared, 
     np.testing.assert_array_equal(pooled_eval, first)
 
 
-def test_pooled_photo_folders_show_the_second_folders_faces(tmp_path):
+def test_pooled_photo_folders_show_the_second_folders_faces():
     celeba, ffhq = os.path.join(FIXTURES, "celeba"), os.path.join(FIXTURES, "ffhq")
     n = len(pipeline.list_images(celeba)) + len(pipeline.list_images(ffhq))
     ds = pipeline.training_dataset(f"{celeba},{ffhq}", (16, 32, 64), global_batch_size=2, seed=1)
