@@ -16,8 +16,8 @@ import tensorflow as tf
 from absl import app, flags
 
 from tf_stacksr import config as config_lib
-from tf_stacksr import train_lib
 from tf_stacksr.data import pipeline
+from tf_stacksr.training import train_lib
 
 config_lib.define_flags()
 flags.DEFINE_integer("pipeline_batches", 200, "Batches timed from the input pipeline (after 20 warm-up batches).")

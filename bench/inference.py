@@ -4,7 +4,7 @@
 
 Both upscalers get the same uint8 LR faces (fixture faces, downscaled as in training) and
 return uint8 HR faces, each through one tf.function, so the ratio compares like with like:
-the generator paths are `inference.Upscaler` (uint8 -> [-1, 1] -> bicubic -> generator -> uint8)
+the generator paths are `serving.upscalers.GeneratorUpscaler` (uint8 -> [-1, 1] -> bicubic -> generator -> uint8)
 and the SavedModel that `export_lib.export` writes of the same model (to a temporary folder),
 run through its `serving_default` signature; the baseline is their first step alone
 (uint8 -> bicubic -> uint8). Times are the median of `--repeats` batches after a warm-up.
@@ -29,9 +29,10 @@ import tensorflow as tf
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from bench.train_step import cpu_name  # noqa: E402
-from tf_stacksr import export_lib, inference  # noqa: E402
+from tf_stacksr import models  # noqa: E402
 from tf_stacksr.data import pairs  # noqa: E402
 from tf_stacksr.data.pipeline import load_face  # noqa: E402
+from tf_stacksr.serving import export_lib  # noqa: E402
 
 FACES = os.path.join(REPO, "tests", "fixtures", "celeba")
 
@@ -65,7 +66,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed calls (median reported)")
     args = parser.parse_args()
 
-    upscaler = inference.load_upscaler(args.model_dir)
+    upscaler = models.load(args.model_dir)
     faces = lr_faces(upscaler.lr_size, upscaler.hr_size, args.batch)
     bicubic = tf.function(lambda lr: pairs.float_to_uint8(pairs.upscale(pairs.uint8_to_float(lr), upscaler.hr_size)))
     setup_mib = peak_rss_mib()
@@ -76,7 +77,7 @@ def main() -> None:
     model_mib = peak_rss_mib()
     with tempfile.TemporaryDirectory() as tmp:
         export_lib.export(args.model_dir, os.path.join(tmp, "1"))
-        saved_rate = faces_per_second(inference.load_upscaler(os.path.join(tmp, "1")), faces, args.repeats)
+        saved_rate = faces_per_second(models.load(os.path.join(tmp, "1")), faces, args.repeats)
     saved_mib = peak_rss_mib()
 
     cfg = upscaler.cfg

@@ -33,7 +33,7 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tf_stacksr.config import Config  # noqa: E402
 from tf_stacksr.data import pairs  # noqa: E402
-from tf_stacksr.train_lib import Trainer  # noqa: E402
+from tf_stacksr.training.train_lib import Trainer  # noqa: E402
 
 FACES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "fixtures", "celeba")
 CONFIGS = {"16to64": dict(hr_size=64, scale=4), "32to128": dict(hr_size=128, scale=4)}

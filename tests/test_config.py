@@ -5,8 +5,8 @@ import sys
 
 import pytest
 from absl import flags
-
 from conftest import FIXTURES, REPO
+
 from tf_stacksr import config as config_lib
 from tf_stacksr.config import Config
 

@@ -50,7 +50,7 @@ def test_mirrored_on_two_devices_matches_one_device():
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from tf_stacksr.config import Config
-        from tf_stacksr.train_lib import Trainer
+        from tf_stacksr.training.train_lib import Trainer
 
         def run(strategy):
             trainer = Trainer(Config(**{TINY!r}, model_dir="unused", norm="none"), strategy)
@@ -131,7 +131,7 @@ def test_multi_worker_trains_saves_on_chief_and_resumes(tmp_path):
         assert "Resumed from" in log and "ckpt-2 (step 2)" in log, log[-3000:]
     assert not any(name.startswith("workertemp") for name in os.listdir(model_dir))
 
-    from tf_stacksr.train_lib import Trainer
+    from tf_stacksr.training.train_lib import Trainer
     trainer = Trainer(Config(**TINY, model_dir=model_dir, strategy="one_device"))
     assert trainer.restore() == 3
 
@@ -152,7 +152,7 @@ def _fixed_batches(trainer, inputs, targets):
 
 
 def test_mixed_bfloat16_trains_with_finite_losses(tmp_path, restore_float32_policy):
-    from tf_stacksr.train_lib import Trainer
+    from tf_stacksr.training.train_lib import Trainer
     trainer = Trainer(Config(**TINY, model_dir=str(tmp_path), strategy="one_device", mixed_precision="mixed_bfloat16"))
     assert trainer.generator.get_layer("g1_down0_conv").compute_dtype == "bfloat16"
     assert trainer.generator.weights[0].dtype == "float32"  # master weights stay float32
@@ -164,7 +164,7 @@ def test_mixed_bfloat16_trains_with_finite_losses(tmp_path, restore_float32_poli
 
 def test_mixed_float16_skips_a_non_finite_step(tmp_path, restore_float32_policy):
     """A NaN in the batch makes every gradient NaN: the step must leave the weights alone."""
-    from tf_stacksr.train_lib import Trainer
+    from tf_stacksr.training.train_lib import Trainer
     cfg = Config(**TINY, model_dir=str(tmp_path), strategy="one_device", mixed_precision="mixed_float16")
     trainer = Trainer(cfg)
     assert isinstance(trainer.g_opt, keras.optimizers.LossScaleOptimizer)
@@ -192,7 +192,7 @@ class _Replicas:
 
 
 def test_global_batch_from_either_batch_flag():
-    from tf_stacksr.distribute import global_batch_size
+    from tf_stacksr.training.distribute import global_batch_size
     assert global_batch_size(Config(**TINY), _Replicas(2)) == 4
     assert global_batch_size(Config(**{**TINY, "per_replica_batch_size": 3}), _Replicas(2)) == 6
     with pytest.raises(ValueError, match="--batch_size=4: expected a multiple of the 3 replicas"):

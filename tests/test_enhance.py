@@ -6,10 +6,12 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-
-from tf_stacksr import enhance, enhance_lib, pretrained
-from tf_stacksr.data import align
 from tiny_models import tiny_model_dir
+
+from tf_stacksr import enhance
+from tf_stacksr.apps import enhance_lib
+from tf_stacksr.data import align
+from tf_stacksr.models import zoo
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 BILL = os.path.join(FIXTURES, "lfw", "Bill_Gates", "Bill_Gates_0001.jpg")
@@ -232,7 +234,7 @@ def test_cli_with_a_trained_model_dir(tmp_path, capsys):
 
 
 def test_cli_without_model_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(pretrained, "SHIPPED_DIR", str(tmp_path / "none"))
+    monkeypatch.setattr(zoo, "SHIPPED_DIR", str(tmp_path / "none"))
     with pytest.raises(SystemExit, match="celeba_16to64_psnr.*neither an existing model path nor a shipped model"
                                          " \\(none are installed\\)"):
         enhance.main(["-i", BILL, "-o", str(tmp_path / "out")])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_stacksr import eval_data
 from tf_stacksr.data import pipeline
+from tf_stacksr.evaluation import eval_data
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 

@@ -5,15 +5,14 @@ in-process (flags parsed, then `main`), one TensorFlow start for all tests."""
 import json
 import pathlib
 import shutil
-import sys
-import types
 
 import cv2
 import numpy as np
 import pytest
 from absl import flags
 
-from tf_stacksr import eval_report, evaluate, visualize
+from tf_stacksr import evaluate, visualize
+from tf_stacksr.evaluation import eval_report
 from tf_stacksr.metrics import fid
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
@@ -31,9 +30,9 @@ class NearestUpscaler:
 @pytest.fixture
 def run_cli(monkeypatch):
     """Run `python -m tf_stacksr.evaluate ARGS` in-process; models resolve to NearestUpscaler."""
-    fake = types.ModuleType("tf_stacksr.inference")
-    fake.load_upscaler = lambda path: NearestUpscaler()
-    monkeypatch.setitem(sys.modules, "tf_stacksr.inference", fake)
+    from tf_stacksr import models
+
+    monkeypatch.setattr(models, "load", lambda path: NearestUpscaler(), raising=False)
 
     def run(*args):
         argv = flags.FLAGS(["evaluate", *map(str, args)])

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
-
-from tf_stacksr import export_lib, inference, pretrained, signatures
 from tiny_models import tiny_model_dir
+
+from tf_stacksr import models
+from tf_stacksr.models import zoo
+from tf_stacksr.serving import export_lib, signatures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELEBA = os.path.join(ROOT, "tests", "fixtures", "celeba")
@@ -32,7 +34,7 @@ def real_lr_faces(size: int, count: int = 4) -> np.ndarray:
 
 def keras_reference(model_dir: str, faces: np.ndarray) -> list[np.ndarray]:
     """Every stage of the Keras generator, with the [-1, 1] and uint8 conversions written out here."""
-    cfg, generator = inference.load_generator(model_dir)
+    cfg, generator = models.load_generator(model_dir)
     x = faces.astype(np.float32) / 127.5 - 1.0
     x = np.clip(tf.image.resize(x, [cfg.hr_size, cfg.hr_size], method="bicubic").numpy(), -1, 1)
     outputs = generator(x, training=False)
@@ -119,7 +121,7 @@ def test_metadata_and_load_upscaler(exported):
     with open(os.path.join(exported["export_dir"], signatures.METADATA_FILE)) as fh:
         metadata = json.load(fh)
     assert (metadata["lr_size"], metadata["hr_size"], metadata["scale"]) == (16, 64, 4)
-    upscaler = inference.load_upscaler(exported["export_dir"])
+    upscaler = models.load(exported["export_dir"])
     assert (upscaler.lr_size, upscaler.hr_size, upscaler.scale) == (16, 64, 4)
     assert upscaler.cfg.unet_filters == 8
     assert max_diff(upscaler(exported["faces"]), exported["reference"][-1]) <= 1
@@ -148,17 +150,17 @@ def test_existing_version_is_refused(exported):
 
 def test_network_interpolation(tmp_path):
     psnr_dir, gan_dir = tiny_model_dir(tmp_path / "psnr", seed=1), tiny_model_dir(tmp_path / "gan", seed=2)
-    _, psnr = inference.load_generator(psnr_dir)
-    _, gan = inference.load_generator(gan_dir)
-    _, blend = inference.load_generator(psnr_dir)
-    inference.interpolate_generators(blend, gan, 0.25)
+    _, psnr = models.load_generator(psnr_dir)
+    _, gan = models.load_generator(gan_dir)
+    _, blend = models.load_generator(psnr_dir)
+    models.interpolate_generators(blend, gan, 0.25)
     kernels = [(p.numpy(), g.numpy(), b.numpy()) for p, g, b in zip(psnr.weights, gan.weights, blend.weights)
                if p.path.endswith("kernel")]
     assert kernels and not np.allclose(kernels[0][0], kernels[0][1])
     for p, g, b in kernels:
         np.testing.assert_allclose(b, 0.75 * p + 0.25 * g, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="--alpha=1.5"):
-        inference.interpolate_generators(blend, gan, 1.5)
+        models.interpolate_generators(blend, gan, 1.5)
     other = tiny_model_dir(tmp_path / "other", up_filters=4)
     with pytest.raises(ValueError, match="up_filters"):
         export_lib.export(psnr_dir, str(tmp_path / "x" / "1"), gan_model_dir=other, alpha=0.5)
@@ -168,15 +170,15 @@ def test_flip_ensemble_export_is_mirror_equivariant(exported, tmp_path):
     """With the flip ensemble the output of a mirrored face is the mirrored output (to rounding);
     the trained shipped model run once is not, and the export keeps the setting."""
     faces = exported["faces"]
-    model = pretrained.resolve(pretrained.PSNR_MODEL)
-    assert inference.load_upscaler(model).cfg.flip_ensemble  # shipped with it on
-    plain = inference.Upscaler(*inference.load_blended(model, None, None, flip_ensemble=False), name="one pass")
+    model = zoo.PSNR_MODEL
+    assert models.load(model).cfg.flip_ensemble  # shipped with it on
+    plain = models.load(model, flip_ensemble=False)
     mirrored = plain(faces[:, :, ::-1])[:, :, ::-1]
     assert max_diff(mirrored, plain(faces)) > 2
     export_dir = str(tmp_path / "flip" / "1")
     metadata = export_lib.export(model, export_dir, flip_ensemble=True)
     assert metadata["config"]["flip_ensemble"] is True
-    loaded = inference.load_upscaler(export_dir)
+    loaded = models.load(export_dir)
     sr = loaded(faces)
     assert max_diff(loaded(faces[:, :, ::-1])[:, :, ::-1], sr) <= 1
     # ... and it is the mean of the plain output and the mirrored output of the mirrored face

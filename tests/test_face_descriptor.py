@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_stacksr import eval_data, losses
 from tf_stacksr.data import align
+from tf_stacksr.evaluation import eval_data
 from tf_stacksr.metrics import identity
 from tf_stacksr.networks import face_descriptor
+from tf_stacksr.training import losses
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 

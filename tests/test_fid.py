@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tf_stacksr import eval_data
+from tf_stacksr.evaluation import eval_data
 from tf_stacksr.metrics import fid, inception
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"

@@ -7,8 +7,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from tf_stacksr import eval_data
 from tf_stacksr.data import pairs, pipeline
+from tf_stacksr.evaluation import eval_data
 from tf_stacksr.metrics import identity
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"

@@ -8,8 +8,8 @@ import pytest
 import skimage.color
 import skimage.metrics
 
-from tf_stacksr import upscalers
 from tf_stacksr.data import pairs, pipeline
+from tf_stacksr.evaluation import methods
 from tf_stacksr.metrics import image
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
@@ -26,7 +26,7 @@ def face_pairs():
     paths = pipeline.list_images(str(FIXTURES / "celeba"))[:6]
     hr = np.stack([pairs.float_to_uint8(pipeline.load_face(p, 64)).numpy() for p in paths])
     lr = pairs.float_to_uint8(pairs.downscale(pairs.uint8_to_float(hr), 16)).numpy()
-    sr = upscalers.Bicubic(4)(lr)
+    sr = methods.Bicubic(4)(lr)
     noisy = np.clip(hr + np.random.default_rng(0).normal(0, 12, hr.shape), 0, 255).astype(np.uint8)
     shifted = np.roll(hr, 2, axis=2)
     return [(sr, hr), (noisy, hr), (shifted, hr)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_stacksr import losses
+from tf_stacksr.training import losses
 
 
 def log_sigmoid(x):

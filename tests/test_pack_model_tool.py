@@ -7,32 +7,33 @@ import subprocess
 import sys
 
 import numpy as np
-
-from tf_stacksr import inference, pretrained
 from tiny_models import tiny_model_dir
+
+from tf_stacksr import models
+from tf_stacksr.models import layout, packed
 
 TOOL = pathlib.Path(__file__).parent.parent / "tools" / "pack_model.py"
 
 
 def test_blend_packs_the_weight_average_and_records_both_sources(tmp_path):
     first, second = tiny_model_dir(tmp_path / "first", seed=1), tiny_model_dir(tmp_path / "second", seed=2)
-    _, a = inference.load_generator(first)
-    cfg, b = inference.load_generator(second)
+    _, a = models.load_generator(first)
+    cfg, b = models.load_generator(second)
     rng = np.random.default_rng(0)
     for weight in b.weights:  # untrained residual models are near zero: make the second one differ
         weight.assign(weight.numpy() + rng.normal(0, 0.1, weight.shape).astype(np.float32))
-    second_packed = pretrained.pack(cfg, b, str(tmp_path / "second_packed"), source={"model_dir": "second"})
-    _, b = inference.load_generator(second_packed)  # what the tool reads: the dequantised weights
+    second_packed = packed.pack(cfg, b, str(tmp_path / "second_packed"), source={"model_dir": "second"})
+    _, b = models.load_generator(second_packed)  # what the tool reads: the dequantised weights
     out = tmp_path / "soup"
     run = subprocess.run([sys.executable, str(TOOL), f"--model_dir={first}", f"--blend_with={second_packed}",
                           "--alpha=0.25", f"--output={out}"], capture_output=True, text=True,
                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert run.returncode == 0, run.stderr[-2000:]
-    with open(out / pretrained.CONFIG_FILE) as fh:
+    with open(out / layout.CONFIG_FILE) as fh:
         source = json.load(fh)["packed_from"]
     assert source["alpha"] == 0.25
     assert source["blend"][0]["model_dir"] == "first" and source["blend"][1] == {"model_dir": "second"}
-    _, soup = pretrained.load(str(out))
+    _, soup = packed.load(str(out))
     moved = 0.0
     for wa, wb, ws in zip(a.weights, b.weights, soup.weights):
         expected = 0.75 * wa.numpy() + 0.25 * wb.numpy()

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_stacksr import pretrained
 from tf_stacksr.data import pairs, portable
+from tf_stacksr.models import packed
 
 TOOLS = pathlib.Path(__file__).parent.parent / "tools"
 FFHQ = pathlib.Path(__file__).parent / "fixtures" / "ffhq"
@@ -96,7 +96,7 @@ def test_train_l1_keras_writes_a_loadable_trained_model(tmp_path):
     with open(out / "config.json") as fh:
         record = json.load(fh)
     assert record["hr_size"] == 32 and record["packed_from"]["steps"] == 3
-    cfg, generator = pretrained.load(str(out))
+    cfg, generator = packed.load(str(out))
     rgb = [w for w in generator.weights if w.path.endswith("_rgb/kernel")]
     assert rgb and all(np.abs(w.numpy()).max() > 0 for w in rgb)  # zero at init: moved by training
     with open(out / "validation.json") as fh:

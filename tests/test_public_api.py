@@ -3,15 +3,17 @@
 import subprocess
 import sys
 
-import tf_stacksr
 from conftest import REPO
+
+import tf_stacksr
 
 
 def test_every_public_name_resolves():
-    from tf_stacksr import config, inference, networks, train_lib
+    from tf_stacksr import config, models, networks
+    from tf_stacksr.training import train_lib
 
     expected = {"Config": config.Config, "build_generator": networks.build_generator,
-                "build_discriminators": networks.build_discriminators, "load_upscaler": inference.load_upscaler,
+                "build_discriminators": networks.build_discriminators, "load_model": models.load,
                 "Trainer": train_lib.Trainer}
     assert sorted(expected) == tf_stacksr.__all__
     for name, obj in expected.items():

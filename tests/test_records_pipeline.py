@@ -244,7 +244,8 @@ def test_realistic_degradation_is_deterministic_and_keeps_clean_targets(prepared
 def test_training_entry_reads_prepared_shards(prepared, tmp_path):
     """train_lib.train on a shard folder: train split for steps, test split for validation."""
     from conftest import tiny_config
-    from tf_stacksr import train_lib
+
+    from tf_stacksr.training import train_lib
 
     out, _ = prepared
     cfg = tiny_config(tmp_path / "run", data_dir=out, train_steps=2, log_every=1, sample_every=2, save_every=2)

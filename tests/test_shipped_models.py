@@ -5,11 +5,13 @@ import os
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 from PIL import Image
 
-from conftest import FIXTURES
-from tf_stacksr import inference, pretrained, upscalers
+from tf_stacksr import models
 from tf_stacksr.data import align
+from tf_stacksr.evaluation import methods
+from tf_stacksr.models import zoo
 
 # Fixture photos of the two CelebA *test* identities (../shared/data/celeba/test): never trained on.
 TEST_PHOTOS = ("182935.jpg", "183959.jpg", "185157.jpg", "186102.jpg", "188037.jpg", "189552.jpg",
@@ -45,21 +47,21 @@ def resized(faces, size: int) -> np.ndarray:
 
 
 def test_models_ship_and_are_small():
-    models = pretrained.shipped()
-    for name in (pretrained.PSNR_MODEL, pretrained.GAN_MODEL, pretrained.PSNR_MODEL_128, pretrained.PSNR_MODEL_256):
-        assert name in models, f"{name} missing from {pretrained.SHIPPED_DIR}"
+    models = zoo.shipped()
+    for name in (zoo.PSNR_MODEL, zoo.GAN_MODEL, "celeba_32to128_psnr", "ffhq_celeba_64to256_psnr"):
+        assert name in models, f"{name} missing from {zoo.SHIPPED_DIR}"
         size = sum(os.path.getsize(os.path.join(models[name], f)) for f in os.listdir(models[name]))
         assert size < 5 * 2**20, (name, size)
 
 
 @pytest.mark.parametrize("name, hr_size, min_gain_db",
-                         [(pretrained.PSNR_MODEL, 64, 3.0), (pretrained.GAN_MODEL, 64, 2.0),
-                          (pretrained.PSNR_MODEL_128, 128, 3.0)])
+                         [(zoo.PSNR_MODEL, 64, 3.0), (zoo.GAN_MODEL, 64, 2.0),
+                          ("celeba_32to128_psnr", 128, 3.0)])
 def test_shipped_model_beats_bicubic_on_unseen_identities(aligned_faces, name, hr_size, min_gain_db):
     hr = resized(aligned_faces, hr_size)  # HR as training reads the 128 px shards
     lr = resized(hr, hr_size // 4)
-    bicubic = upscalers.resolve(upscalers.BICUBIC, 4, hr_size)(lr)
-    ours = upscalers.resolve(name, 4, hr_size)(lr)  # by name, as `evaluate --methods=NAME` does
+    bicubic = methods.resolve(methods.BICUBIC, 4, hr_size)(lr)
+    ours = methods.resolve(name, 4, hr_size)(lr)  # by name, as `evaluate --methods=NAME` does
     gain = psnr_y(ours, hr) - psnr_y(bicubic, hr)
     assert gain >= min_gain_db, f"{name}: {gain:+.2f} dB over bicubic"
 
@@ -70,8 +72,7 @@ def test_flip_ensemble_is_more_faithful_than_one_pass(aligned_faces):
     lr = resized(hr, 16)
     scores = {}
     for flip in (False, True):
-        cfg, generator = inference.load_blended(pretrained.resolve(pretrained.PSNR_MODEL), None, None, flip)
-        scores[flip] = psnr_y(inference.Upscaler(cfg, generator, f"flip={flip}")(lr), hr)
+        scores[flip] = psnr_y(models.load(zoo.PSNR_MODEL, flip_ensemble=flip)(lr), hr)
     assert scores[True] > scores[False] + 0.05, scores
 
 
@@ -79,7 +80,7 @@ def test_shipped_256_model_beats_bicubic_on_native_256_faces():
     """The 64->256 model on two FFHQ-style faces (native 256 px) of its test split, aligned as `prepare --size=256` does."""
     hr = np.stack(aligned(sorted((FIXTURES / "ffhq_test").glob("*.jpg")), 256))
     lr = resized(hr, 64)
-    bicubic = upscalers.resolve(upscalers.BICUBIC, 4, 256)(lr)
-    ours = upscalers.resolve(pretrained.PSNR_MODEL_256, 4, 256)(lr)
+    bicubic = methods.resolve(methods.BICUBIC, 4, 256)(lr)
+    ours = methods.resolve("ffhq_celeba_64to256_psnr", 4, 256)(lr)
     gain = psnr_y(ours, hr) - psnr_y(bicubic, hr)
-    assert gain >= 1.0, f"{pretrained.PSNR_MODEL_256}: {gain:+.2f} dB over bicubic"
+    assert gain >= 1.0, f"{"ffhq_celeba_64to256_psnr"}: {gain:+.2f} dB over bicubic"

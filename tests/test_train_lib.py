@@ -10,9 +10,10 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import FIXTURES, REPO, tiny_config
-from tf_stacksr import pretrained, train_lib
+
+from tf_stacksr.models import packed
+from tf_stacksr.training import train_lib
 
 TINY_FLAGS = ["--hr_size=64", "--scale=4", "--res_blocks=1", "--res_convs=2", "--unet_filters=8", "--unet_max_filters=32",
               "--up_filters=8", "--disc_filters=8", "--batch_size=4", "--num_samples=2", "--lr_decay_start=1.0",
@@ -128,14 +129,14 @@ def test_init_from_a_packed_model(tmp_path):
     rng = np.random.default_rng(0)
     for weight in source.generator.weights:
         weight.assign(weight.numpy() + rng.normal(0, 0.1, weight.shape).astype(np.float32))
-    packed = pretrained.pack(cfg, source.generator, str(tmp_path / "packed"))
-    _, expected = pretrained.load(packed)  # the dequantised weights
-    tuned = train_lib.Trainer(tiny_config(tmp_path / "tuned", init_from=packed))
+    folder = packed.pack(cfg, source.generator, str(tmp_path / "packed"))
+    _, expected = packed.load(folder)  # the dequantised weights
+    tuned = train_lib.Trainer(tiny_config(tmp_path / "tuned", init_from=folder))
     assert tuned.restore() == 0
     for a, b in zip(tuned.generator.weights, expected.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     with pytest.raises(ValueError, match="--up_filters"):
-        train_lib.Trainer(tiny_config(tmp_path / "other", up_filters=16, init_from=packed)).restore()
+        train_lib.Trainer(tiny_config(tmp_path / "other", up_filters=16, init_from=folder)).restore()
     # a shipped model's name resolves to its packed folder (here: refused, the tiny net differs)
     with pytest.raises(ValueError, match="weights/celeba_16to64_psnr holds a run with another architecture"):
         train_lib.Trainer(tiny_config(tmp_path / "named", init_from="celeba_16to64_psnr")).restore()

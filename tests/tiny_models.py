@@ -3,8 +3,9 @@
 import os
 
 from conftest import tiny_config
+
 from tf_stacksr import config as config_lib
-from tf_stacksr import train_lib
+from tf_stacksr.training import train_lib
 
 
 def tiny_model_dir(path, seed=0, **overrides) -> str:

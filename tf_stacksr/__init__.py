@@ -7,7 +7,7 @@ help) does not pay for TensorFlow until something is used:
 - `build_generator(cfg)`, `build_discriminators(cfg)`: the Keras networks.
 - `load_upscaler(path)`: a training run or exported SavedModel as a uint8 -> uint8 upscaler.
 - `Trainer(cfg)`: networks, optimisers, checkpoint and train step of one run
-  (`tf_stacksr.train_lib.train(cfg)` trains or resumes one).
+  (`tf_stacksr.training.train_lib.train(cfg)` trains or resumes one).
 
 The command-line tools are the modules `tf_stacksr.train`, `.evaluate`, `.export`,
 `.enhance` and `.prepare` (or `tf-stacksr COMMAND`); their libraries are the `*_lib` modules.
@@ -18,12 +18,12 @@ import importlib
 
 __version__ = "0.1.0"
 
-_API = {
-    "Config": "tf_stacksr.config",
-    "build_generator": "tf_stacksr.networks",
-    "build_discriminators": "tf_stacksr.networks",
-    "load_upscaler": "tf_stacksr.inference",
-    "Trainer": "tf_stacksr.train_lib",
+_API = {  # public name -> (module, attribute)
+    "Config": ("tf_stacksr.config", "Config"),
+    "build_generator": ("tf_stacksr.networks", "build_generator"),
+    "build_discriminators": ("tf_stacksr.networks", "build_discriminators"),
+    "load_model": ("tf_stacksr.models", "load"),
+    "Trainer": ("tf_stacksr.training.train_lib", "Trainer"),
 }
 
 __all__ = sorted(_API)
@@ -31,5 +31,6 @@ __all__ = sorted(_API)
 
 def __getattr__(name):
     if name in _API:
-        return getattr(importlib.import_module(_API[name]), name)
+        module, attribute = _API[name]
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'tf_stacksr' has no attribute {name!r}")

@@ -77,7 +77,7 @@ class Config:
     log_every: int = _opt(50, "Progress line and scalar summaries every this many steps.")
     sample_every: int = _opt(500, "Validation PSNR and a PNG sample grid every this many steps.")
     num_samples: int = _opt(8, "Faces in the fixed validation batch used for samples and PSNR.")
-    # Distribution and precision (decided in tf_stacksr.distribute).
+    # Distribution and precision (decided in tf_stacksr.training.distribute).
     strategy: str = _opt("auto", "Distribution strategy: " + "|".join(_STRATEGIES) + ".", choices=_STRATEGIES)
     mixed_precision: str = _opt("float32", "Precision policy: " + "|".join(_PRECISIONS) + ".", choices=_PRECISIONS)
     jit_compile: bool = _opt(False, "Compile the train step with XLA.")
@@ -128,7 +128,9 @@ class Config:
         if not 0 <= self.jitter_zoom < 0.5:
             fail("jitter_zoom", self.jitter_zoom, "a zoom fraction in [0, 0.5)")
         if self.diff_augment:
-            from tf_stacksr.data import diff_augment  # TensorFlow; so config and networks import without it
+            from tf_stacksr.data import (
+                diff_augment,  # TensorFlow; so config and networks import without it
+            )
 
             diff_augment.parse_policy(self.diff_augment)
         if not 0.1 <= self.identity_face_scale <= 1.5:

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="tf-stacksr enhance", description=__doc__.split("\n\n")[0])
     parser.add_argument("-i", "--input", required=True, help="a photo, or a folder of photos (searched recursively)")
@@ -43,20 +44,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def load_upscaler(model: str | None, gan_model: str | None, alpha: float | None, flip_ensemble: bool | None = None):
     """The upscaler to run; SystemExit with a clear message when the models cannot be loaded."""
-    from tf_stacksr import inference, pretrained  # TensorFlow loads here, after the cheap checks
+    from tf_stacksr import models  # TensorFlow loads here, after the cheap checks
 
     try:
-        if gan_model is not None and alpha is None:
-            raise ValueError("--gan-model needs --alpha (0: --model only, 1: --gan-model only)")
-        model, gan_model = pretrained.choose(model, gan_model, alpha)
-        if inference.is_saved_model(model):
-            if alpha is not None or flip_ensemble is not None:
-                raise ValueError(f"--model={model} is an exported SavedModel: its blend and flip ensemble were fixed"
-                                 " at export; --alpha and --flip-ensemble need a training run or packed model")
-            return inference.load_upscaler(model)
-        cfg, generator = inference.load_blended(model, gan_model, alpha, flip_ensemble)
-        name = os.path.basename(os.path.normpath(model)) + (f"+{alpha:g}*gan" if alpha is not None else "")
-        return inference.Upscaler(cfg, generator, name=name)
+        return models.load(model, gan_model=gan_model, alpha=alpha, flip_ensemble=flip_ensemble)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"enhance: {err}") from None
 
@@ -65,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not os.path.exists(args.input):
         raise SystemExit(f"enhance: --input={args.input}: no such file or folder")
-    from tf_stacksr import enhance_lib
+    from tf_stacksr.apps import enhance_lib
 
     try:
         options = enhance_lib.EnhanceOptions(

@@ -2,7 +2,7 @@
 
   python -m tf_stacksr.evaluate --data=DIR --scale=4 --hr_size=64 \\
       --methods=bicubic,runs/x4,exported/x4 --output_dir=eval/x4
-      -> results.md, results.json, comparison.png (see tf_stacksr.eval_lib)
+      -> results.md, results.json, comparison.png (see tf_stacksr.evaluation.eval_lib)
   python -m tf_stacksr.evaluate fid DIR_A DIR_B          prints FID (DIR or stats .npz)
   python -m tf_stacksr.evaluate fid --save_stats DIR OUT.npz   saves DIR's FID statistics
 """
@@ -16,7 +16,8 @@ import sys
 import tensorflow as tf
 from absl import app, flags
 
-from tf_stacksr import config, eval_lib, eval_report
+from tf_stacksr import config
+from tf_stacksr.evaluation import eval_lib, eval_report
 
 FLAGS = flags.FLAGS
 

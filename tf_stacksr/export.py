@@ -1,8 +1,8 @@
 """Export a trained generator for TF Serving: `python -m tf_stacksr.export --model_dir=runs/x --export_dir=models/stacksr/1`.
 
-Without --model_dir it exports the pretrained model shipped with the package (`tf_stacksr.pretrained`).
+Without --model_dir it exports the pretrained model shipped with the package (`tf_stacksr.models.zoo`).
 
-Thin entry: flags -> `export_lib.export`. Signatures and metadata: `tf_stacksr.signatures`;
+Thin entry: flags -> `export_lib.export`. Signatures and metadata: `tf_stacksr.serving.signatures`;
 serving how-to: docs/serving.md. With --gan_model_dir and --alpha, exports the ESRGAN-style
 weight interpolation (1 - alpha) * model_dir + alpha * gan_model_dir.
 """
@@ -14,7 +14,7 @@ import os
 
 from absl import app, flags
 
-from tf_stacksr import export_lib, pretrained
+from tf_stacksr.serving import export_lib
 
 flags.DEFINE_string("model_dir", None, "Model to export: a training folder (config.json + checkpoints/), a packed model"
                     " folder, or a shipped model's name (default: the shipped pretrained model).")
@@ -35,9 +35,8 @@ def main(argv):
     if not os.path.basename(os.path.normpath(FLAGS.export_dir)).isdigit():
         print(f"note: TF Serving only loads integer version folders; {FLAGS.export_dir} is not one (see docs/serving.md)")
     try:
-        model_dir, gan_model_dir = pretrained.choose(FLAGS.model_dir, FLAGS.gan_model_dir, FLAGS.alpha)
-        metadata = export_lib.export(model_dir, FLAGS.export_dir, all_stages=FLAGS.all_stages,
-                                     gan_model_dir=gan_model_dir, alpha=FLAGS.alpha,
+        metadata = export_lib.export(FLAGS.model_dir, FLAGS.export_dir, all_stages=FLAGS.all_stages,
+                                     gan_model_dir=FLAGS.gan_model_dir, alpha=FLAGS.alpha,
                                      flip_ensemble=FLAGS.flip_ensemble, overwrite=FLAGS.overwrite)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         raise SystemExit(f"export failed: {err}") from err

@@ -7,7 +7,7 @@ the latest checkpoint in --model_dir.
 from absl import app, flags
 
 from tf_stacksr import config as config_lib
-from tf_stacksr import train_lib
+from tf_stacksr.training import train_lib
 
 config_lib.define_flags()
 

@@ -1,4 +1,4 @@
-"""Pack a trained generator for shipping (int8 kernels, ~4x smaller than float32; `tf_stacksr.pretrained`).
+"""Pack a trained generator for shipping (int8 kernels, ~4x smaller than float32; `tf_stacksr.models.packed`).
 
   python tools/pack_model.py --model_dir=runs/celeba_16to64_psnr --output=tf_stacksr/weights/celeba_16to64_psnr
 
@@ -6,7 +6,7 @@ Prints the packed size and how far the packed model's output moves from the floa
 real test faces (--data, prepared shards or an image folder) or, without --data, random inputs.
 
 With --blend_with and --alpha it packs the weight average (1 - alpha) * model_dir + alpha *
-blend_with of two generators of one architecture (`inference.interpolate_generators`): the
+blend_with of two generators of one architecture (`tf_stacksr.models.interpolate_generators`): the
 network interpolation that export and enhance do at run time, or a "model soup" of two
 fine-tunes of one parent model. Either input may be a training folder or a packed model.
 """
@@ -30,22 +30,16 @@ flags.mark_flags_as_required(["model_dir", "output"])
 FLAGS = flags.FLAGS
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=(1, 2, 3))
-    return float(np.mean(10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))))
-
-
 def _source(model: str) -> dict:
     """Where a model's weights came from: its run folder and checkpoint (a packed model's own record)."""
-    import tensorflow as tf
+    from tf_stacksr import models
+    from tf_stacksr.models import layout
 
-    from tf_stacksr import pretrained
-
-    if pretrained.is_packed(model):
-        with open(os.path.join(model, pretrained.CONFIG_FILE)) as fh:
+    if layout.is_packed(model):
+        with open(layout.config_path(model)) as fh:
             return json.load(fh).get("packed_from", {"model_dir": os.path.basename(os.path.normpath(model))})
-    checkpoint = os.path.basename(tf.train.latest_checkpoint(os.path.join(model, "checkpoints")))
-    return {"model_dir": os.path.basename(os.path.normpath(model)), "checkpoint": checkpoint}
+    return {"model_dir": os.path.basename(os.path.normpath(model)),
+            "checkpoint": os.path.basename(models.weights_file(model))}
 
 
 def main(argv):
@@ -53,17 +47,24 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     import tensorflow as tf
 
-    from tf_stacksr import eval_data, inference, pretrained
+    from tf_stacksr import models
     from tf_stacksr.data import pairs
+    from tf_stacksr.evaluation import eval_data
+    from tf_stacksr.metrics.image import psnr
+    from tf_stacksr.models import packed
+    from tf_stacksr.serving.upscalers import GeneratorUpscaler
 
-    cfg, generator = inference.load_blended(FLAGS.model_dir, FLAGS.blend_with, FLAGS.alpha, FLAGS.flip_ensemble)
+    if FLAGS.alpha is not None and not FLAGS.blend_with:
+        raise app.UsageError("--alpha needs --blend_with")
+    cfg, generator = models.load_generator(FLAGS.model_dir, gan_model=FLAGS.blend_with, alpha=FLAGS.alpha,
+                                           flip_ensemble=FLAGS.flip_ensemble)
     source = _source(FLAGS.model_dir)
     if FLAGS.blend_with:
         source = {"blend": [source, _source(FLAGS.blend_with)], "alpha": FLAGS.alpha}
-    path = pretrained.pack(cfg, generator, FLAGS.output, source=source)
+    path = packed.pack(cfg, generator, FLAGS.output, source=source)
     size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
-    float_model = inference.Upscaler(cfg, generator, "float32")
-    packed = inference.load_upscaler(path)
+    float_model = GeneratorUpscaler(cfg, generator, "float32")
+    packed_model = models.load(path)
     if FLAGS.data:
         faces = eval_data.open_faces(FLAGS.data, cfg.hr_size, FLAGS.limit).dataset.map(lambda key, ident, hr: hr)
         hr_float = tf.stack(list(faces))  # the evaluation's HR -> LR protocol (eval_lib)
@@ -72,12 +73,12 @@ def main(argv):
     else:
         lr = np.random.default_rng(0).integers(0, 256, (16, cfg.lr_size, cfg.lr_size, 3), dtype=np.uint8)
         hr = None
-    a, b = float_model(lr), packed(lr)
+    a, b = float_model(lr), packed_model(lr)
     report = {"output": path, "bytes": size, "parameters": generator.count_params(), "source": source,
               "max_abs_diff_grey_levels": int(np.abs(a.astype(int) - b.astype(int)).max()),
-              "psnr_packed_vs_float_db": psnr(a, b)}
+              "psnr_packed_vs_float_db": float(np.mean(psnr(a, b)))}
     if hr is not None:
-        report.update(faces=len(hr), psnr_float_db=psnr(a, hr), psnr_packed_db=psnr(b, hr))
+        report.update(faces=len(hr), psnr_float_db=float(np.mean(psnr(a, hr))), psnr_packed_db=float(np.mean(psnr(b, hr))))
     print(json.dumps(report, indent=1))
 
 

@@ -53,9 +53,10 @@ def flagfile_value(path: str, name: str) -> str | None:
 
 def parameter_count(model_dir: str) -> int:
     from tf_stacksr import config as config_lib
+    from tf_stacksr.models import layout
     from tf_stacksr.networks import build_generator
 
-    return build_generator(config_lib.load_json(os.path.join(model_dir, "config.json"))).count_params()
+    return build_generator(config_lib.load_json(layout.config_path(model_dir))).count_params()
 
 
 def train(setting: tuple[int, int], flagfile: str, run_dir: str) -> float:

@@ -31,8 +31,9 @@ import numpy as np
 from absl import app, flags
 
 from tf_stacksr import config as config_lib
-from tf_stacksr import pretrained
 from tf_stacksr.data import portable
+from tf_stacksr.metrics import image as image_metrics
+from tf_stacksr.models import packed, zoo
 from tf_stacksr.networks import build_generator
 
 flags.DEFINE_string("faces", None, "Faces .npz from tools/faces_to_npz.py.")
@@ -97,7 +98,7 @@ class Schedule(keras.callbacks.Callback):
         if done or now - self.last_save >= self.save_s:
             source = {"steps": self.steps, "seconds": round(now - self.start), "trainer": "tools/train_l1_keras.py",
                       "backend": keras.backend.backend(), "faces": FLAGS.faces}
-            pretrained.pack(self.cfg, self.model, self.output, source=source, quantized=False)
+            packed.pack(self.cfg, self.model, self.output, source=source, quantized=False)
             self.last_save = now
         if done:
             self.model.stop_training = True
@@ -105,9 +106,8 @@ class Schedule(keras.callbacks.Callback):
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Mean PSNR in dB of float [-1, 1] images after uint8 rounding (as the evaluator sees them)."""
-    q = lambda x: np.round(np.clip((x + 1.0) * 127.5, 0, 255))
-    mse = np.mean((q(a) - q(b)) ** 2, axis=(1, 2, 3))
-    return float(np.mean(10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))))
+    q = lambda x: np.round(np.clip((np.asarray(x) + 1.0) * 127.5, 0, 255))  # noqa: E731
+    return float(np.mean(image_metrics.psnr(q(a), q(b))))
 
 
 def main(argv):
@@ -123,7 +123,7 @@ def main(argv):
     keras.utils.set_random_seed(cfg.seed)
     model = build_generator(cfg)
     if cfg.init_from:
-        pretrained.assign_weights(pretrained.resolve(cfg.init_from), model)
+        packed.assign_weights(zoo.resolve(cfg.init_from), model)
     n = len(model.outputs)
     model.compile(optimizer=keras.optimizers.Adam(cfg.g_lr, beta_1=cfg.beta1), loss=["mae"] * n,
                   loss_weights=[cfg.lambda_l1] * n)

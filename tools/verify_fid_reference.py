@@ -51,7 +51,7 @@ def reference_features(helper, folder: str) -> dict[str, np.ndarray]:
 
 
 def our_features(features, folder: str) -> dict[str, np.ndarray]:
-    from tf_stacksr import eval_data
+    from tf_stacksr.evaluation import eval_data
 
     batches, counter = eval_data.fid_image_batches(folder, 25)
     feats = {}

@@ -1,4 +1,4 @@
-"""Pretrained generators shipped inside the package, and the compact format they are stored in.
+"""The compact format shipped models are stored in: a packed model folder.
 
 A training run (config.json + TF checkpoints with optimiser state, ~34 MB at 16->64) is too big
 to ship, and so is its float32 generator (2.8 M parameters, 11 MB). `pack` writes a *packed
@@ -7,9 +7,9 @@ its Keras path; kernels (ndim >= 2) are stored as int8 with one float32 scale pe
 channel (symmetric rounding, w ~= q * scale), everything else (biases, norm parameters) as
 float32. That is ~2.9 MB per model; the measured cost in PSNR is in docs/results.md.
 
-A packed folder is a model path like any other: `inference.load_generator`, and so evaluation,
-export and enhance, accept it wherever they accept a training model_dir. The shipped ones live
-in tf_stacksr/weights/<name>/ and can also be named by <name> alone (`resolve`).
+A packed folder is a model path like any other: `tf_stacksr.models.load` takes it wherever a
+training model_dir is taken. The shipped ones (`zoo`) are packed folders. Packing and loading
+need Keras but not TensorFlow, so any Keras 3 backend can write and read them.
 """
 
 from __future__ import annotations
@@ -21,43 +21,12 @@ import keras
 import numpy as np
 
 from tf_stacksr import config as config_lib
-from tf_stacksr import fileio
+from tf_stacksr import files
 from tf_stacksr.config import Config
+from tf_stacksr.models.layout import CONFIG_FILE, WEIGHTS_FILE, config_path
 from tf_stacksr.networks import build_generator
 
-WEIGHTS_FILE = "generator.npz"
-CONFIG_FILE = "config.json"
-SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
-PSNR_MODEL = "celeba_16to64_psnr"  # L1 + identity term, flip ensemble: highest PSNR/SSIM
-GAN_MODEL = "celeba_16to64_gan"  # the stacked GAN fine-tuned from the PSNR model, identity term, flip ensemble: lowest FID and ID distance
-PSNR_MODEL_128 = "celeba_32to128_psnr"  # L1-trained at 32->128 (a short CPU run; docs/results.md)
-PSNR_MODEL_256 = "ffhq_celeba_64to256_psnr"  # L1-trained at 64->256 on a lent GPU (tools/train_l1_keras.py)
-DEFAULT_MODEL = PSNR_MODEL
-
 _SCALE_SUFFIX = "::scale"
-
-
-def is_packed(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, WEIGHTS_FILE)) and os.path.isfile(os.path.join(path, CONFIG_FILE))
-
-
-def shipped() -> dict[str, str]:
-    """Name -> folder of every packed model installed with the package."""
-    if not os.path.isdir(SHIPPED_DIR):
-        return {}
-    folders = {name: os.path.join(SHIPPED_DIR, name) for name in sorted(os.listdir(SHIPPED_DIR))}
-    return {name: path for name, path in folders.items() if is_packed(path)}
-
-
-def resolve(name_or_path: str) -> str:
-    """An existing path as is; else the shipped model of that name; else a clear error."""
-    if os.path.exists(name_or_path):
-        return name_or_path
-    models = shipped()
-    if name_or_path in models:
-        return models[name_or_path]
-    known = ", ".join(models) or "none are installed"
-    raise FileNotFoundError(f"{name_or_path!r} is neither an existing model path nor a shipped model ({known})")
 
 
 def quantize(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,16 +54,16 @@ def pack(cfg: Config, generator: keras.Model, out_dir: str, *, source: dict | No
 
     `quantized=False` keeps every weight float32 (a trainer's interim save, packed to int8 later).
     """
-    with fileio.atomic_folder(out_dir) as tmp:
+    with files.atomic_folder(out_dir) as tmp:
         np.savez_compressed(os.path.join(tmp, WEIGHTS_FILE), **pack_weights(generator, quantized))
-        with open(os.path.join(tmp, CONFIG_FILE), "w") as fh:
+        with open(config_path(tmp), "w") as fh:
             json.dump({**cfg.to_dict(), **({"packed_from": source} if source else {})}, fh, indent=2, sort_keys=True)
     return out_dir
 
 
 def load(path: str) -> tuple[Config, keras.Model]:
     """Rebuild a packed model's generator (dequantised to float32)."""
-    cfg = config_lib.load_json(os.path.join(path, CONFIG_FILE))  # ignores the extra "packed_from" key
+    cfg = config_lib.load_json(config_path(path))  # ignores the extra "packed_from" key
     generator = build_generator(cfg)
     assign_weights(path, generator)
     return cfg, generator
@@ -117,14 +86,3 @@ def assign_weights(path: str, generator: keras.Model) -> None:
                 raise ValueError(f"{path}/{WEIGHTS_FILE}: {weight.path} has shape {value.shape},"
                                  f" the generator expects {tuple(weight.shape)}")
             weight.assign(value)
-
-
-def choose(model: str | None, gan_model: str | None, alpha: float | None) -> tuple[str, str | None]:
-    """The model paths to load for export and enhance: the given ones (shipped names allowed), else
-    the shipped defaults: DEFAULT_MODEL, or with only `alpha` given the shipped PSNR model blended
-    with the shipped GAN model."""
-    if model is None:
-        model = DEFAULT_MODEL if alpha is None else PSNR_MODEL
-        if alpha is not None and gan_model is None:
-            gan_model = GAN_MODEL
-    return resolve(model), (resolve(gan_model) if gan_model is not None else None)

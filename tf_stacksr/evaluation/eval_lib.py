@@ -22,8 +22,9 @@ import tensorflow as tf
 from absl import logging
 from tqdm import tqdm
 
-from tf_stacksr import config, eval_data, eval_report, upscalers
+from tf_stacksr import config
 from tf_stacksr.data import pairs
+from tf_stacksr.evaluation import eval_data, eval_report, methods
 from tf_stacksr.metrics import fid, identity, image
 
 
@@ -32,7 +33,7 @@ class EvalOptions:
     data: str
     scale: int = 4
     hr_size: int = 64
-    methods: tuple[str, ...] = (upscalers.BICUBIC,)
+    methods: tuple[str, ...] = (methods.BICUBIC,)
     output_dir: str = "eval"
     batch_size: int = 32
     limit: int | None = None
@@ -99,11 +100,11 @@ def evaluate(opts: EvalOptions) -> dict:
     """Score bicubic and every method in `opts.methods`; write results.{md,json} and comparison.png."""
     start = time.time()
     cfg = config.Config(hr_size=opts.hr_size, scale=opts.scale)  # validates --scale/--hr_size as training does
-    labelled = [upscalers.split_label(m) for m in opts.methods if m != upscalers.BICUBIC]
-    methods = [upscalers.BICUBIC] + [m for _, m in labelled]
+    labelled = [methods.split_label(m) for m in opts.methods if m != methods.BICUBIC]
+    specs = [methods.BICUBIC] + [m for _, m in labelled]
     labels = [None] + [label for label, _ in labelled]
-    ups = [upscalers.resolve(m, cfg.scale, cfg.hr_size) for m in methods]
-    names = _unique_names([label or upscalers.display_name(u, m) for u, m, label in zip(ups, methods, labels)])
+    ups = [methods.resolve(m, cfg.scale, cfg.hr_size) for m in specs]
+    names = _unique_names([label or methods.display_name(u, m) for u, m, label in zip(ups, specs, labels)])
     source = eval_data.open_faces(opts.data, cfg.hr_size, opts.limit, opts.split, opts.skip)
     features = fid.shared_features(opts.fid_cache)
     faces = identity.FaceIdentity() if opts.identity else None
@@ -127,7 +128,7 @@ def evaluate(opts: EvalOptions) -> dict:
         figure_lr.extend(lr[:take])
         figure_hr.extend(hr[:take])
         for up, score, shown in zip(ups, scores, figure_sr):
-            sr = upscalers.check_output(score.name, lr, up(lr), cfg.scale)
+            sr = methods.check_output(score.name, lr, up(lr), cfg.scale)
             score.add(sr, hr, features, faces, boxes)
             shown.extend(sr[:take])
     if counter.seen < 2:

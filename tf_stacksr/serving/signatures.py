@@ -1,6 +1,6 @@
 """The exported SavedModel's public contract: signature names, tensor keys, metadata file.
 
-Export writes these names, `inference.load_upscaler` reads them, and docs/serving.md and
+Export writes these names, `serving.upscalers.SavedModelUpscaler` reads them, and docs/serving.md and
 tools/serving_client.py document them for clients; keeping them here means a rename cannot
 leave one side behind. Pure constants: importing this module does not import TensorFlow.
 
@@ -13,8 +13,6 @@ Signatures (N = batch, lr/hr = the model's LR and HR face sizes, see the metadat
 The `_bytes` suffixes make TF Serving's REST API accept and return these strings as
 {"b64": ...} objects.
 """
-
-SERVE_TAG = "serve"
 
 UINT8_SIGNATURE = "serving_default"
 UINT8_INPUT = "lr_faces"

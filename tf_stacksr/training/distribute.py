@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from tf_stacksr.config import Config
+from tf_stacksr.models import layout
 
 
 def make_strategy(cfg: Config) -> tf.distribute.Strategy:
@@ -85,7 +86,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 def chief_checkpoint_dir(model_dir: str) -> str:
     """Where the run's checkpoints live; every worker restores from here."""
-    return os.path.join(model_dir, "checkpoints")
+    return layout.checkpoint_dir(model_dir)
 
 
 def worker_temp_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str | None:
@@ -98,7 +99,7 @@ def worker_temp_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str | N
 def checkpoint_write_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
     """Where this worker's CheckpointManager writes: the chief's folder, or its temp folder."""
     temp = worker_temp_dir(model_dir, strategy)
-    return chief_checkpoint_dir(model_dir) if temp is None else os.path.join(temp, "checkpoints")
+    return chief_checkpoint_dir(model_dir) if temp is None else layout.checkpoint_dir(temp)
 
 
 def remove_worker_temp_dir(model_dir: str, strategy: tf.distribute.Strategy) -> None:

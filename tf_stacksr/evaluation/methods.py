@@ -1,65 +1,32 @@
-"""What `evaluate` scores: an upscaler is any callable uint8 LR faces -> uint8 SR faces.
+"""What `evaluate --methods` names: `bicubic`, or any model `tf_stacksr.models.load` takes.
 
-Protocol: `up(lr)` maps uint8 [N, h, w, 3] to uint8 [N, h*scale, w*scale, 3], and `up.scale`
-and `up.name` say what it is. `bicubic` is built here (the paper's baseline, and exactly the
-blurry input A the networks receive); every other method string is a trained model path or
-the name of a shipped model (`tf_stacksr.pretrained`), loaded by
-`tf_stacksr.inference.load_upscaler` (imported only then, so evaluating bicubic needs no model
-code).
+Every method is an upscaler (`serving.upscalers.Upscaler`): uint8 LR faces [N, h, w, 3] ->
+uint8 SR faces [N, h*scale, w*scale, 3], with `.scale` and `.name`. Models are loaded only when
+named, so evaluating bicubic needs no model code.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Protocol
 
 import numpy as np
-import tensorflow as tf
 
-from tf_stacksr.data import pairs
+from tf_stacksr.serving.upscalers import Bicubic, Upscaler
 
-BICUBIC = "bicubic"
-
-
-class Upscaler(Protocol):
-    name: str
-    scale: int
-
-    def __call__(self, lr: np.ndarray) -> np.ndarray: ...
-
-
-class Bicubic:
-    """LR -> `pairs.upscale` (bicubic, the network input A) -> uint8."""
-
-    name = BICUBIC
-
-    def __init__(self, scale: int):
-        self.scale = int(scale)
-        self._upscale = tf.function(self._forward, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
-
-    def _forward(self, lr: tf.Tensor) -> tf.Tensor:
-        size = tf.shape(lr)[1] * self.scale
-        return pairs.float_to_uint8(pairs.upscale(pairs.uint8_to_float(lr), size))
-
-    def __call__(self, lr: np.ndarray) -> np.ndarray:
-        return self._upscale(tf.constant(lr, tf.uint8)).numpy()
+BICUBIC = Bicubic.name
 
 
 def resolve(method: str, scale: int, hr_size: int) -> Upscaler:
     """`bicubic`, a model path or a shipped model's name -> an upscaler for `scale` and `hr_size`."""
     if method == BICUBIC:
         return Bicubic(scale)
-    try:
-        from tf_stacksr import pretrained
-        from tf_stacksr.inference import load_upscaler
+    from tf_stacksr import models
 
-        method = pretrained.resolve(method)
-    except ImportError as err:
-        raise ValueError(f"--methods: loading the model {method!r} needs tf_stacksr.inference ({err})") from err
+    try:
+        upscaler = models.load(method)
     except FileNotFoundError as err:
         raise ValueError(f"--methods: {err}; expected 'bicubic', a model_dir, packed model or SavedModel path,"
                          " or a shipped model's name") from None
-    upscaler = load_upscaler(method)
     if int(upscaler.scale) != scale:
         raise ValueError(f"--methods: model {method!r} upscales x{upscaler.scale}, but --scale={scale}")
     trained_size = getattr(upscaler, "hr_size", None)  # models that only take their training size say so

@@ -24,12 +24,15 @@ import tensorflow as tf
 from absl import logging
 
 from tf_stacksr import config as config_lib
-from tf_stacksr import distribute, losses, pretrained, visualize
+from tf_stacksr import models, visualize
 from tf_stacksr.config import ARCHITECTURE_FIELDS, Config
 from tf_stacksr.data import degrade, diff_augment, jitter, pipeline
+from tf_stacksr.models import layout
 from tf_stacksr.networks import build_discriminators, build_generator
 from tf_stacksr.networks.face_descriptor import FaceDescriptor
 from tf_stacksr.networks.stacked import stage_name
+from tf_stacksr.training import distribute, losses
+
 
 class ConstantThenLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Constant learning rate, then linear decay to 0 at `total_steps` (pix2pix's schedule)."""
@@ -53,7 +56,7 @@ class NonFiniteLossError(FloatingPointError):
 
 def check_resumable(cfg: Config, model_dir: str) -> None:
     """Refuse to resume a run whose saved architecture differs from the flags given now."""
-    path = os.path.join(model_dir, "config.json")
+    path = layout.config_path(model_dir)
     if not os.path.exists(path):
         return
     with open(path) as fh:
@@ -112,24 +115,14 @@ class Trainer:
             self.initialise_generator(self.cfg.init_from)
         return int(self.step.numpy())
 
-    def initialise_generator(self, model_dir: str) -> None:
-        """Start from another run's generator (same architecture); optimisers start fresh.
+    def initialise_generator(self, source: str) -> None:
+        """Start from another model's generator (same architecture); optimisers start fresh.
 
-        `model_dir` may also be a packed model or a shipped model's name, so that a shipped model
-        can be fine-tuned on one's own faces (its discriminators were not shipped: they start fresh).
+        `source` is a finished run, a packed model or a shipped model's name, so that a shipped
+        model can be fine-tuned on one's own faces (discriminators are never shipped: they start fresh).
         """
-        if not os.path.exists(model_dir):
-            model_dir = pretrained.shipped().get(model_dir, model_dir)
-        check_resumable(self.cfg, model_dir)
-        if pretrained.is_packed(model_dir):
-            pretrained.assign_weights(model_dir, self.generator)
-            logging.info("Generator initialised from the packed model %s", model_dir)
-            return
-        source = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
-        if source is None:
-            raise ValueError(f"--init_from={model_dir!r}: expected a model_dir with checkpoints, none found")
-        tf.train.Checkpoint(generator=self.generator).restore(source).assert_existing_objects_matched().expect_partial()
-        logging.info("Generator initialised from %s", source)
+        check_resumable(self.cfg, models.resolve(source))
+        logging.info("Generator initialised from %s", models.assign_generator(source, self.generator))
 
     def save(self) -> str:
         """Every worker saves (it may take part in collectives); returns the chief's checkpoint path.
@@ -264,7 +257,7 @@ def train(cfg: Config, strategy: tf.distribute.Strategy | None = None) -> dict[s
     cfg = trainer.cfg
     os.makedirs(cfg.model_dir, exist_ok=True)
     if trainer.is_chief:
-        config_lib.save_json(cfg, os.path.join(cfg.model_dir, "config.json"))
+        config_lib.save_json(cfg, layout.config_path(cfg.model_dir))
     start = trainer.restore()
     if start >= cfg.train_steps:
         logging.info("Already at step %d of %d: nothing to do.", start, cfg.train_steps)

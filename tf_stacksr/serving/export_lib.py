@@ -1,8 +1,8 @@
-"""Trained generator -> SavedModel for TensorFlow Serving (contract in `tf_stacksr.signatures`).
+"""Trained generator -> SavedModel for TensorFlow Serving (contract in `tf_stacksr.serving.signatures`).
 
 Everything a client would otherwise have to reproduce runs inside the graph: uint8 -> [-1, 1],
 the bicubic pre-upscale to the HR size, the generator, rounding and clipping back to uint8
-(the same `inference.stages_from_uint8` the Python upscaler and evaluation use), and, for the
+(the same `upscalers.stages_from_uint8` the Python upscaler and evaluation use), and, for the
 `encoded` signature, image decoding and PNG encoding.
 
 TF Serving checks neither shapes nor batch structure of a request, so each signature checks its
@@ -14,7 +14,7 @@ then renamed into place: TF Serving watches the base folder for numeric version 
 must never see a half-written one.
 
 With a GAN model and alpha, the export holds the network interpolation of the two
-(`inference.interpolate_generators`).
+(`tf_stacksr.models.interpolate_generators`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_stacksr import fileio, pretrained, signatures
+from tf_stacksr import files, models
 from tf_stacksr.config import Config
-from tf_stacksr.inference import load_blended, stages_from_uint8
 from tf_stacksr.networks.stacked import stage_name
+from tf_stacksr.serving import signatures
+from tf_stacksr.serving.upscalers import stages_from_uint8
 
 
 def _checked(tensor: tf.Tensor, expected: list[int | None], message: str) -> tf.Tensor:
@@ -103,9 +104,12 @@ def _smoke_test(path: str, generator: keras.Model, cfg: Config) -> None:
         raise RuntimeError(f"exported model differs from the Keras generator by {diff} grey levels")
 
 
-def export(model_dir: str, export_dir: str, *, all_stages: bool = False, gan_model_dir: str | None = None,
+def export(model_dir: str | None, export_dir: str, *, all_stages: bool = False, gan_model_dir: str | None = None,
            alpha: float | None = None, flip_ensemble: bool | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Write the SavedModel of `model_dir`'s generator to `export_dir`; returns its metadata.
+
+    `model_dir`, `gan_model_dir` and `alpha` name the model as `tf_stacksr.models.load_generator`
+    takes them (None: the shipped default).
 
     `export_dir` is one TF Serving version folder (e.g. models/stacksr/1). An existing one is
     refused unless `overwrite`, since TF Serving may be serving it.
@@ -113,20 +117,20 @@ def export(model_dir: str, export_dir: str, *, all_stages: bool = False, gan_mod
     export_dir = os.path.normpath(export_dir)
     if os.path.exists(export_dir) and not overwrite:
         raise FileExistsError(f"--export_dir={export_dir} already exists; pick a new version folder or pass --overwrite")
-    cfg, generator = load_blended(model_dir, gan_model_dir, alpha, flip_ensemble)
+    model_dir, gan_model_dir = models.choose(model_dir, gan_model_dir, alpha)
+    cfg, generator = models.load_generator(model_dir, gan_model=gan_model_dir, alpha=alpha, flip_ensemble=flip_ensemble)
     metadata = {
         "lr_size": cfg.lr_size, "hr_size": cfg.hr_size, "scale": cfg.scale,
         "stage_sizes": list(cfg.stage_sizes),
         "signatures": [signatures.UINT8_SIGNATURE, signatures.ENCODED_SIGNATURE]
                       + ([signatures.STAGES_SIGNATURE] if all_stages else []),
         "model_dir": os.path.abspath(model_dir),
-        "checkpoint": (os.path.abspath(os.path.join(model_dir, pretrained.WEIGHTS_FILE)) if pretrained.is_packed(model_dir)
-                       else tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))),
+        "checkpoint": models.weights_file(model_dir),
         "gan_model_dir": os.path.abspath(gan_model_dir) if gan_model_dir else None,
         "alpha": alpha,
         "config": cfg.to_dict(),
     }
-    with fileio.atomic_folder(export_dir) as tmp:
+    with files.atomic_folder(export_dir) as tmp:
         archive = keras.export.ExportArchive()
         archive.track(generator)
         _add_signatures(archive, generator, cfg, all_stages)

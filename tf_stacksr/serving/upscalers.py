@@ -1,0 +1,113 @@
+"""Upscalers: callables from uint8 LR faces [N, h, w, 3] to uint8 SR faces [N, h*s, w*s, 3].
+
+Every consumer (evaluation, enhance, export's smoke test, the benchmarks) runs a model through
+one of these, so each runs exactly the preprocessing the model was trained with (`data.pairs`:
+uint8 -> [-1, 1] -> bicubic to the HR size -> generator -> uint8):
+
+- `Bicubic`: the paper's baseline, exactly the blurry input A the networks receive.
+- `GeneratorUpscaler`: a Keras generator (from a training run or a packed model).
+- `SavedModelUpscaler`: an exported SavedModel's `serving_default` signature, whose graph holds
+  that same preprocessing.
+
+`tf_stacksr.models.load` builds the last two from any model name or path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Protocol
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_stacksr import config as config_lib
+from tf_stacksr.config import Config
+from tf_stacksr.data import pairs
+from tf_stacksr.serving import signatures
+
+
+class Upscaler(Protocol):
+    name: str
+    scale: int
+
+    def __call__(self, lr: np.ndarray) -> np.ndarray: ...
+
+
+class Bicubic:
+    """LR -> `pairs.upscale` (bicubic, the network input A) -> uint8, for any LR size."""
+
+    name = "bicubic"
+
+    def __init__(self, scale: int):
+        self.scale = int(scale)
+        self._upscale = tf.function(self._forward, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+
+    def _forward(self, lr: tf.Tensor) -> tf.Tensor:
+        size = tf.shape(lr)[1] * self.scale
+        return pairs.float_to_uint8(pairs.upscale(pairs.uint8_to_float(lr), size))
+
+    def __call__(self, lr: np.ndarray) -> np.ndarray:
+        return self._upscale(tf.constant(lr, tf.uint8)).numpy()
+
+
+def stages_from_uint8(generator: keras.Model, lr: tf.Tensor, hr_size: int, flip_ensemble: bool = False) -> list[tf.Tensor]:
+    """uint8 LR batch -> every stage's output as uint8, LR first, HR last.
+
+    One generator pass, or with `flip_ensemble` two: the face and its mirror image, whose output
+    is mirrored back and averaged in (the self-ensemble of EDSR, Lim et al. 2017, restricted to
+    the one symmetry faces have). The result is exactly mirror-equivariant and less noisy.
+    """
+    blurry = pairs.upscale(pairs.uint8_to_float(lr), hr_size)
+    outputs = [tf.cast(o, tf.float32) for o in generator(blurry, training=False)]
+    if flip_ensemble:
+        mirrored = generator(tf.reverse(blurry, axis=[2]), training=False)
+        outputs = [(o + tf.reverse(tf.cast(m, tf.float32), axis=[2])) / 2.0 for o, m in zip(outputs, mirrored)]
+    return [pairs.float_to_uint8(o) for o in outputs]
+
+
+class GeneratorUpscaler:
+    """One Keras generator as an upscaler of its training LR size (`cfg.lr_size`)."""
+
+    def __init__(self, cfg: Config, generator: keras.Model, name: str):
+        self.cfg, self.generator, self.name = cfg, generator, name
+        self.scale, self.lr_size, self.hr_size = cfg.scale, cfg.lr_size, cfg.hr_size
+        self._run = tf.function(lambda lr: stages_from_uint8(generator, lr, cfg.hr_size, cfg.flip_ensemble)[-1],
+                                input_signature=[tf.TensorSpec([None, cfg.lr_size, cfg.lr_size, 3], tf.uint8)])
+
+    def __call__(self, lr_images) -> np.ndarray:
+        lr_images = np.asarray(lr_images)
+        if lr_images.ndim != 4 or lr_images.shape[1:] != (self.lr_size, self.lr_size, 3) or lr_images.dtype != np.uint8:
+            raise ValueError(f"{self.name}: expected uint8 LR faces of shape [N, {self.lr_size}, {self.lr_size}, 3],"
+                             f" got {lr_images.dtype} {lr_images.shape}")
+        return self._run(tf.convert_to_tensor(lr_images)).numpy()
+
+
+class SavedModelUpscaler(GeneratorUpscaler):
+    """The same callable over an exported SavedModel's `serving_default` signature.
+
+    Sizes come from the signature itself, so any export of this project loads without its
+    config; `cfg` is the training Config from the export's metadata file (None if absent).
+    """
+
+    def __init__(self, path: str, name: str):
+        self.name, self.generator = name, None
+        self._loaded = tf.saved_model.load(path)  # keeps the signature's variables alive
+        if signatures.UINT8_SIGNATURE not in self._loaded.signatures:
+            raise ValueError(f"{path}: SavedModel has no {signatures.UINT8_SIGNATURE!r} signature;"
+                             " expected one written by `python -m tf_stacksr.export`")
+        signature = self._loaded.signatures[signatures.UINT8_SIGNATURE]
+        in_spec = signature.structured_input_signature[1].get(signatures.UINT8_INPUT)
+        out_spec = signature.structured_outputs.get(signatures.UINT8_OUTPUT)
+        if in_spec is None or out_spec is None:
+            raise ValueError(f"{path}: signature {signatures.UINT8_SIGNATURE!r} lacks input {signatures.UINT8_INPUT!r}"
+                             f" or output {signatures.UINT8_OUTPUT!r}; expected an export of this project")
+        self.lr_size, self.hr_size = int(in_spec.shape[1]), int(out_spec.shape[1])
+        self.scale = self.hr_size // self.lr_size
+        self.cfg = None
+        metadata_path = os.path.join(path, signatures.METADATA_FILE)
+        if os.path.exists(metadata_path):
+            with open(metadata_path) as fh:
+                self.cfg = config_lib.from_dict(json.load(fh)["config"])
+        self._run = lambda lr: signature(**{signatures.UINT8_INPUT: lr})[signatures.UINT8_OUTPUT]
