@@ -25,7 +25,7 @@ FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 def dlib_net():
     import dlib
 
-    return dlib.face_recognition_model_v1(str(pathlib.Path(identity.default_models_dir()) / identity.DESCRIPTOR_FILE))
+    return dlib.face_recognition_model_v1(align.model_path(identity.DESCRIPTOR_FILE))
 
 
 @pytest.fixture(scope="module")

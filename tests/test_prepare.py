@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tf_stacksr.data import photos, prepare, records
+from tf_stacksr.data import photos, prepare, records, sources
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 CELEBA = os.path.join(FIXTURES, "celeba")
@@ -140,7 +140,7 @@ def test_identity_split_keeps_every_person_in_one_split(tmp_path):
     out = str(tmp_path / "out")
     options = prepare.PrepareOptions(size=64, split="identity", test_fraction=0.3, shard_size=10, workers=2)
     manifest, examples = prepare.prepare(CELEBA, out, options, progress=False), all_records(out)[1]
-    truth = prepare.read_identity_file(os.path.join(CELEBA, "identity.txt"))
+    truth = sources.read_identity_file(os.path.join(CELEBA, "identity.txt"))
     by_split = collections.defaultdict(set)
     for split, ex in examples:
         assert ex["identity"].decode() == truth[ex["source"].decode()]
@@ -152,23 +152,23 @@ def test_identity_split_keeps_every_person_in_one_split(tmp_path):
 
 
 def test_assign_splits_identity_random_and_folder():
-    items = [prepare.Item(f"p{i}.jpg", f"id{i % 37}") for i in range(1000)]
-    split, mode = prepare.assign_splits(items, "auto", 0.2, seed=3)
+    items = [sources.Item(f"p{i}.jpg", f"id{i % 37}") for i in range(1000)]
+    split, mode = sources.assign_splits(items, "auto", 0.2, seed=3)
     assert mode == "identity"
     train = {it.identity for it in split if it.split == "train"}
     test = {it.identity for it in split if it.split == "test"}
     assert not train & test and 0.2 <= sum(it.split == "test" for it in split) / 1000 < 0.25
-    again, _ = prepare.assign_splits(items, "identity", 0.2, seed=3)
-    other, _ = prepare.assign_splits(items, "identity", 0.2, seed=4)
+    again, _ = sources.assign_splits(items, "identity", 0.2, seed=3)
+    other, _ = sources.assign_splits(items, "identity", 0.2, seed=4)
     assert again == split and other != split
-    unlabelled = [prepare.Item(f"p{i}.jpg", "") for i in range(100)]
-    rnd, mode = prepare.assign_splits(unlabelled, "auto", 0.1, seed=0)
+    unlabelled = [sources.Item(f"p{i}.jpg", "") for i in range(100)]
+    rnd, mode = sources.assign_splits(unlabelled, "auto", 0.1, seed=0)
     assert mode == "random" and sum(it.split == "test" for it in rnd) == 10
-    layout = [prepare.Item(os.path.join(s, f"{i}.jpg"), "") for s in ("train", "test") for i in range(3)]
-    by_folder, mode = prepare.assign_splits(layout, "auto", 0.1, seed=0)
+    layout = [sources.Item(os.path.join(s, f"{i}.jpg"), "") for s in ("train", "test") for i in range(3)]
+    by_folder, mode = sources.assign_splits(layout, "auto", 0.1, seed=0)
     assert mode == "folder" and [it.split for it in by_folder] == ["train"] * 3 + ["test"] * 3
-    only_train = [prepare.Item(f"train/{i}", f"id{i}") for i in range(10)]  # e.g. TFDS lfw: one split
-    assert prepare.assign_splits(only_train, "auto", 0.2, seed=0)[1] == "identity"
+    only_train = [sources.Item(f"train/{i}", f"id{i}") for i in range(10)]  # e.g. TFDS lfw: one split
+    assert sources.assign_splits(only_train, "auto", 0.2, seed=0)[1] == "identity"
 
 
 def test_interrupted_run_resumes_without_duplicates(tmp_path, monkeypatch):

@@ -83,4 +83,4 @@ def test_shipped_256_model_beats_bicubic_on_native_256_faces():
     bicubic = methods.resolve(methods.BICUBIC, 4, 256)(lr)
     ours = methods.resolve("ffhq_celeba_64to256_psnr", 4, 256)(lr)
     gain = psnr_y(ours, hr) - psnr_y(bicubic, hr)
-    assert gain >= 1.0, f"{"ffhq_celeba_64to256_psnr"}: {gain:+.2f} dB over bicubic"
+    assert gain >= 1.0, f"ffhq_celeba_64to256_psnr: {gain:+.2f} dB over bicubic"

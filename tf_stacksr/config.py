@@ -133,8 +133,9 @@ class Config:
             )
 
             diff_augment.parse_policy(self.diff_augment)
-        if not 0.1 <= self.identity_face_scale <= 1.5:
-            fail("identity_face_scale", self.identity_face_scale, "the face's fraction of the crop side, in [0.1, 1.5]")
+        from tf_stacksr.data import align  # numpy and OpenCV only
+
+        align.check_face_scale(self.identity_face_scale, "identity_face_scale")
         if not 0 <= self.beta1 < 1:
             fail("beta1", self.beta1, "a value in [0, 1)")
         if not 0 <= self.lr_decay_start <= 1:

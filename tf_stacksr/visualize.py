@@ -38,7 +38,3 @@ def grid(columns: Sequence, size: int, titles: Sequence[str] | None = None, pad:
             cv2.putText(canvas, label, (x + 2, HEADER - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     return canvas
 
-
-def write_png(image: np.ndarray, path: str) -> None:
-    if not cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{path}: could not write the PNG")

@@ -32,9 +32,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from tf_stacksr import files
 from tf_stacksr.data import align, pairs, photos
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 FACE_BATCH = 16
 # Reasons a file is skipped besides `photos.Skip` reasons.
 NOT_SQUARE = "aligned_input_not_square"
@@ -59,8 +59,7 @@ class EnhanceOptions:
     def __post_init__(self) -> None:
         if self.upscale is not None and not 0.25 <= self.upscale <= 16:
             raise ValueError(f"--upscale={self.upscale}: expected a factor between 0.25 and 16")
-        if not 0.1 <= self.face_scale <= 1.5:
-            raise ValueError(f"--face-scale={self.face_scale}: expected the face's fraction of the crop, in [0.1, 1.5]")
+        align.check_face_scale(self.face_scale, "face-scale")
         if self.detector not in align.DETECTORS:
             raise ValueError(f"--detector={self.detector!r}: expected one of {', '.join(align.DETECTORS)}")
         if not 0 < self.feather <= 0.5:
@@ -229,14 +228,7 @@ def list_inputs(path: str) -> list[tuple[str, str]]:
         return [(path, os.path.basename(path))]
     if not os.path.isdir(path):
         raise FileNotFoundError(f"--input={path}: no such file or folder")
-    found = []
-    for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                full = os.path.join(root, name)
-                found.append((full, os.path.relpath(full, path)))
-    return found
+    return [(full, os.path.relpath(full, path)) for full in files.list_images(path)]
 
 
 _UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*\\]')
@@ -269,18 +261,6 @@ def plan_outputs(inputs: Iterable[tuple[str, str]], out_dir: str) -> list[tuple[
         inside = os.path.commonpath([root, os.path.realpath(target)]) == root
         plan.append((path, target if inside else None))
     return plan
-
-
-def write_png(path: str, image: np.ndarray) -> None:
-    """Write atomically: a crash leaves the old file or none, never a truncated PNG."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        Image.fromarray(image).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def attach_alpha(image: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
@@ -316,10 +296,10 @@ def enhance_files(input_path: str, out_dir: str, upscaler, options: EnhanceOptio
         try:
             rgb, alpha, conversions = read_photo(path, options.max_side)
             result = enhance_photo(rgb, upscaler, options, aligner)
-            write_png(target, attach_alpha(result.image, alpha))
+            files.write_png(target, attach_alpha(result.image, alpha))
             if options.save_faces:
                 for k, face in enumerate(result.faces):
-                    write_png(f"{os.path.splitext(target)[0]}_face{k}.png", face)
+                    files.write_png(f"{os.path.splitext(target)[0]}_face{k}.png", face)
         except photos.Skip as err:
             skip(path, err.reason, err.detail)
             continue

@@ -66,12 +66,17 @@ def eye_centres(landmarks: np.ndarray) -> np.ndarray:
     return np.stack([landmarks[0:2].mean(axis=0), landmarks[2:4].mean(axis=0)])
 
 
+def check_face_scale(face_scale: float, flag: str = "face_scale") -> None:
+    """The one rule for a face's fraction of the crop side; the error names `flag`."""
+    if not 0.1 <= face_scale <= 1.5:
+        raise ValueError(f"--{flag}={face_scale}: expected the face's fraction of the crop side, in [0.1, 1.5]")
+
+
 def canonical_landmarks(size: int, face_scale: float = 0.7) -> np.ndarray:
     """Where the 5 landmarks of an aligned face lie in a `size` x `size` crop ([5, 2] float64)."""
     if size < 8:
         raise ValueError(f"size={size}: expected a crop side of at least 8 pixels")
-    if not 0.1 <= face_scale <= 1.5:
-        raise ValueError(f"face_scale={face_scale}: expected the face's fraction of the crop side, in [0.1, 1.5]")
+    check_face_scale(face_scale)
     return size * ((1.0 - face_scale) / 2.0 + face_scale * _UNIT_TEMPLATE)
 
 

@@ -14,26 +14,22 @@ plus FFHQ, for more identities); each face is one example, so a folder's share i
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import tensorflow as tf
 
+from tf_stacksr import files
 from tf_stacksr.config import data_folders
 from tf_stacksr.data import batching, degrade, pairs, shards
 from tf_stacksr.data import jitter as jitter_lib
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
-
 
 def list_images(data_dir: str) -> list[str]:
-    """Every image file under `data_dir` (recursive), sorted so the order is reproducible."""
-    found = []
-    for root, _, names in os.walk(data_dir):
-        found.extend(os.path.join(root, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS))
+    """Every image file TensorFlow decodes under `data_dir` (recursive, sorted); an error if none."""
+    found = files.list_images(data_dir, files.TF_IMAGE_EXTENSIONS)
     if not found:
-        raise ValueError(f"--data_dir={data_dir!r}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found")
-    return sorted(found)
+        raise ValueError(f"--data_dir={data_dir!r}: no image files ({', '.join(files.TF_IMAGE_EXTENSIONS)}) found")
+    return found
 
 
 def _folders_of_one_kind(data_dir: str) -> tuple[list[str], bool]:

@@ -26,23 +26,26 @@ import json
 import multiprocessing
 import os
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from tf_stacksr import files
 from tf_stacksr.data import align, photos
+from tf_stacksr.data.sources import (
+    LABEL_MODES,
+    SPLIT_MODES,
+    Item,
+    assign_splits,
+    open_source,
+)
 
 # `records` (TensorFlow) is imported only where shards are written, in the main process: the
 # worker processes are spawned fresh (forking a process that has started TensorFlow's threads
 # can deadlock the children) and start in about a second when they do not load TensorFlow.
 
-SPLIT_MODES = ("auto", "folder", "identity", "random", "none")
-LABEL_MODES = ("auto", "file", "folder", "none")
-FOLDER_SPLITS = ("train", "test", "val", "validation", "valid")
-IDENTITY_FILES = ("identity.txt", "identity_CelebA.txt")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # Skip reasons decided after decoding (decoding ones are in `photos`).
 NO_FACE = "no_face"
 FACE_TOO_SMALL = "face_too_small"
@@ -83,8 +86,7 @@ class PrepareOptions:
 
         if self.size < 16:
             fail("size", "a crop side >= 16 pixels")
-        if not 0.1 <= self.face_scale <= 1.5:
-            fail("face_scale", "the face's fraction of the crop side, in [0.1, 1.5]")
+        align.check_face_scale(self.face_scale)
         if self.detector not in align.DETECTORS:
             fail("detector", " or ".join(align.DETECTORS))
         if self.image_format not in ("png", "jpeg"):
@@ -107,168 +109,6 @@ class PrepareOptions:
 
     def resume_key(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("workers", "dump_png")}
-
-
-@dataclasses.dataclass(frozen=True)
-class Item:
-    """One source photo: its key (relative path or tfds split/index), label and output split."""
-
-    key: str
-    identity: str
-    split: str = ""
-
-
-# ---- sources ---------------------------------------------------------------------------------
-class FolderSource:
-    """Photos under a folder (recursive), labelled by an identity file, by person folder or not at all."""
-
-    kind = "folder"
-
-    def __init__(self, root: str, options: PrepareOptions):
-        if not os.path.isdir(root):
-            raise ValueError(f"--input={root!r}: expected a folder of photos or tfds:<name>, no such folder")
-        self.root = root
-        keys = []
-        for dirpath, dirnames, names in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            keys.extend(os.path.relpath(os.path.join(dirpath, n), root) for n in names if n.lower().endswith(IMAGE_EXTENSIONS))
-        if not keys:
-            raise ValueError(f"--input={root!r}: no photos ({', '.join(IMAGE_EXTENSIONS)}) found")
-        keys.sort()
-        self.labels = options.labels
-        identity_file = options.identity_file or next((os.path.join(root, n) for n in IDENTITY_FILES if os.path.isfile(os.path.join(root, n))), "")
-        if self.labels in ("auto", "file") and identity_file:
-            labels = read_identity_file(identity_file)
-            self.labels = "file"
-            self.items = [Item(k, labels.get(os.path.basename(k), "")) for k in keys]
-        elif self.labels == "file":
-            raise ValueError(f"--labels=file: expected --identity_file or one of {IDENTITY_FILES} in {root}")
-        elif self.labels == "folder" or (self.labels == "auto" and all(os.sep in k for k in keys) and not _has_split_folders(keys)):
-            self.labels = "folder"  # LFW layout: <Person>/<photo>, the person is the label
-            self.items = [Item(k, k.split(os.sep)[-2]) for k in keys]
-        else:
-            self.labels = "none"
-            self.items = [Item(k, "") for k in keys]
-
-    def payloads(self, indices: Sequence[int]) -> Iterator[tuple[int, Any]]:
-        for i in indices:
-            yield i, os.path.join(self.root, self.items[i].key)
-
-
-class TfdsSource:
-    """A TFDS dataset already prepared on this machine (`tfds:celeb_a`, `tfds:lfw`); never downloads.
-
-    The label is the `label` feature (LFW: the person) or `identity` when present; images are
-    read still encoded, so the workers decode them exactly like files.
-    """
-
-    kind = "tfds"
-
-    def __init__(self, name: str, options: PrepareOptions):
-        import tensorflow_datasets as tfds
-
-        self.tfds = tfds
-        try:
-            self.builder = tfds.builder(name, data_dir=options.tfds_data_dir or None)
-        except Exception as err:  # unknown name or broken registry
-            raise ValueError(f"--input=tfds:{name}: no such TFDS dataset ({err})") from None
-        if not self.builder.is_prepared():
-            raise ValueError(
-                f"--input=tfds:{name}: not prepared under {self.builder.data_dir}; "
-                "nothing is downloaded here: prepare it with tfds on a connected machine and pass --tfds_data_dir")
-        features = self.builder.info.features
-        self.label_key = next((k for k in ("identity", "label") if k in features), None)
-        self.splits = sorted(self.builder.info.splits.keys())
-        self.labels = "none" if self.label_key is None or options.labels == "none" else "tfds"
-        self.items = []
-        for split in self.splits:
-            for index, label in enumerate(self._labels(split)):
-                self.items.append(Item(f"{split}/{index}", label if self.labels == "tfds" else ""))
-
-    def _dataset(self, split: str):
-        return self.builder.as_dataset(split=split, shuffle_files=False, decoders={"image": self.tfds.decode.SkipDecoding()})
-
-    def _labels(self, split: str) -> Iterator[str]:
-        if self.label_key is None:
-            yield from ("" for _ in range(self.builder.info.splits[split].num_examples))
-            return
-        feature = self.builder.info.features[self.label_key]
-        for ex in self.tfds.as_numpy(self._dataset(split).map(lambda e: e[self.label_key])):
-            if hasattr(feature, "int2str") and not isinstance(ex, bytes):
-                yield feature.int2str(int(ex))
-            else:
-                yield ex.decode("utf-8") if isinstance(ex, bytes) else str(ex)
-
-    def payloads(self, indices: Sequence[int]) -> Iterator[tuple[int, Any]]:
-        wanted = set(indices)
-        position = 0
-        for split in self.splits:
-            for encoded in self.tfds.as_numpy(self._dataset(split).map(lambda e: e["image"])):
-                if position in wanted:
-                    yield position, encoded
-                position += 1
-
-
-def open_source(spec: str, options: PrepareOptions):
-    """`tfds:<name>` or a folder path."""
-    if spec.startswith("tfds:"):
-        return TfdsSource(spec[len("tfds:"):], options)
-    return FolderSource(spec, options)
-
-
-def read_identity_file(path: str) -> dict[str, str]:
-    """CelebA-style `<file name> <identity>` lines (comments with #) -> {file name: identity}."""
-    labels = {}
-    with open(path) as fh:
-        for number, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            parts = line.split()
-            if len(parts) != 2:
-                raise ValueError(f"{path}:{number}: expected '<file> <identity>', got {line!r}")
-            labels[parts[0]] = parts[1]
-    return labels
-
-
-def _has_split_folders(keys: Sequence[str]) -> bool:
-    """Every photo under train/, test/, val/... (TFDS keys are `split/index`, so they qualify)."""
-    return all(k.split(os.sep)[0] in FOLDER_SPLITS for k in keys)
-
-
-# ---- splits ----------------------------------------------------------------------------------
-def assign_splits(items: Sequence[Item], mode: str, test_fraction: float, seed: int) -> tuple[list[Item], str]:
-    """Give every item a split; returns (items, mode used).
-
-    folder: the top folder (train/test/val...) as given. identity: whole identities go to
-    test, in a seeded order, until it holds `test_fraction` of the items (no person in two
-    splits; unlabelled items count as their own identity). random: a seeded item split.
-    auto: folder if every photo sits under train/test/... and there are at least two of them,
-    else identity if labelled, else random.
-    """
-    keys = [it.key for it in items]
-    if mode == "auto":
-        several = len({k.split(os.sep)[0] for k in keys}) > 1
-        mode = "folder" if several and _has_split_folders(keys) else "identity" if any(it.identity for it in items) else "random"
-    if mode == "folder":
-        if not _has_split_folders(keys):
-            raise ValueError(f"--split=folder: expected every photo under one of {FOLDER_SPLITS}/")
-        return [dataclasses.replace(it, split=it.key.split(os.sep)[0]) for it in items], mode
-    if mode == "none" or test_fraction == 0:
-        return [dataclasses.replace(it, split="train") for it in items], mode
-    rng = np.random.default_rng(seed)
-    if mode == "random":
-        test = set(rng.permutation(len(items))[: round(test_fraction * len(items))].tolist())
-        return [dataclasses.replace(it, split="test" if i in test else "train") for i, it in enumerate(items)], mode
-    groups: dict[str, int] = collections.Counter(it.identity or f"\0{it.key}" for it in items)
-    names = sorted(groups)
-    test_groups, taken = set(), 0
-    for index in rng.permutation(len(names)):
-        if taken >= test_fraction * len(items):
-            break
-        test_groups.add(names[index])
-        taken += groups[names[index]]
-    return [dataclasses.replace(it, split="test" if (it.identity or f"\0{it.key}") in test_groups else "train") for it in items], mode
 
 
 # ---- per-photo work (runs in the worker processes) -------------------------------------------
@@ -345,14 +185,7 @@ def _check_resume(output: str, record: dict[str, Any]) -> None:
                 f"--output={output!r} holds a preparation made with different {', '.join(changed)} "
                 f"(see {path}); use a new --output folder or the same options and input")
     else:
-        _write_json(path, record)
-
-
-def _write_json(path: str, value: Any) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump(value, fh, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+        files.write_json(path, record)
 
 
 def _shard_stats_path(output: str, shard: int) -> str:
@@ -388,7 +221,7 @@ def _finish_shard(output: str, shard: int, items: Sequence[Item], results: Seque
         stats["written"][split] = records.write_shard(os.path.join(output, name), examples)
         stats["files"][split] = name
     stats["identities"] = {s: sorted(set(v)) for s, v in stats["identities"].items()}
-    _write_json(_shard_stats_path(output, shard), stats)
+    files.write_json(_shard_stats_path(output, shard), stats)
 
 
 def _write_manifest(output: str, spec: str, source, items: Sequence[Item], split_mode: str, options: PrepareOptions, seconds: float) -> dict[str, Any]:
@@ -432,7 +265,7 @@ def _write_manifest(output: str, spec: str, source, items: Sequence[Item], split
         "converted_files": {k: v for k, v in sorted(converted.items())},
         "wall_seconds_last_run": round(seconds, 1),
     }
-    _write_json(os.path.join(output, MANIFEST), manifest)
+    files.write_json(os.path.join(output, MANIFEST), manifest)
     return manifest
 
 

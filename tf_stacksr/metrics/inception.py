@@ -23,6 +23,7 @@ from typing import Sequence
 
 import keras
 
+from tf_stacksr import files
 from tf_stacksr.metrics import torchscript
 
 INPUT_SIZE = 299
@@ -196,8 +197,6 @@ def load_fid_inception(cache: str | None = None) -> keras.Model:
         model.load_weights(cached)
         return model
     load_reference_weights(model, blocks, reference_weights_path())
-    os.makedirs(directory, exist_ok=True)
-    partial = os.path.join(directory, f".{os.getpid()}.{CACHE_FILE}")
-    model.save_weights(partial)
-    os.replace(partial, cached)  # atomic: concurrent first runs never read a half-written cache
+    with files.atomic_write(cached) as partial:  # concurrent first runs never read a half-written cache
+        model.save_weights(partial)
     return model

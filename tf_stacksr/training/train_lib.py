@@ -24,9 +24,10 @@ import tensorflow as tf
 from absl import logging
 
 from tf_stacksr import config as config_lib
-from tf_stacksr import models, visualize
+from tf_stacksr import files, models, visualize
 from tf_stacksr.config import ARCHITECTURE_FIELDS, Config
-from tf_stacksr.data import degrade, diff_augment, jitter, pipeline
+from tf_stacksr.data import degrade, diff_augment, jitter, pairs, pipeline
+from tf_stacksr.metrics import image as image_metrics
 from tf_stacksr.models import layout
 from tf_stacksr.networks import build_discriminators, build_generator
 from tf_stacksr.networks.face_descriptor import FaceDescriptor
@@ -230,8 +231,8 @@ def _format_eta(seconds: float) -> str:
 
 
 def psnr(images, targets) -> float:
-    """Mean PSNR (dB) of float [-1, 1] batches."""
-    return float(tf.reduce_mean(tf.image.psnr(tf.clip_by_value(images, -1, 1), targets, max_val=2.0)))
+    """Mean PSNR (dB) of float [-1, 1] batches, as uint8 images (as evaluation scores them)."""
+    return float(np.mean(image_metrics.psnr(pairs.float_to_uint8(images).numpy(), pairs.float_to_uint8(targets).numpy())))
 
 
 def write_samples(trainer: Trainer, inputs, targets, step: int) -> float:
@@ -243,8 +244,7 @@ def write_samples(trainer: Trainer, inputs, targets, step: int) -> float:
     outputs = [tf.cast(o, tf.float32) for o in trainer.generator(inputs, training=False)]
     titles = ["input A", *(stage_name(k) for k in range(cfg.num_stages)), "truth"]
     image = visualize.grid([inputs, *outputs, targets[-1]], size=max(cfg.hr_size, 64), titles=titles)
-    os.makedirs(os.path.join(cfg.model_dir, "samples"), exist_ok=True)
-    visualize.write_png(image, os.path.join(cfg.model_dir, "samples", f"step_{step:07d}.png"))
+    files.write_png(os.path.join(cfg.model_dir, "samples", f"step_{step:07d}.png"), image)
     tf.summary.image("samples", image[None], step=step)
     return psnr(outputs[-1], targets[-1])
 
