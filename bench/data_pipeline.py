@@ -5,7 +5,7 @@
 Prints examples/s of `pipeline.training_dataset` alone (decode, flip, pairs, batch; nothing
 else running), examples/s of `Trainer.train_step` fed from one cached batch (so it measures the
 step, not the input), and their ratio; the pipeline keeps the step fed when the ratio is well
-above 1 (the issue asks >= 3 for 32->128). Defaults: the paper's 32->128 model, batch 16.
+above 1 (aim for >= 3 at 32->128). Defaults: the paper's 32->128 model, batch 16.
 """
 
 from __future__ import annotations

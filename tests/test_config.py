@@ -64,14 +64,3 @@ def test_cli_fails_fast_naming_the_flag(tmp_path, args, flag):
     assert result.returncode != 0
     assert flag in result.stderr
     assert not (tmp_path / "checkpoints").exists()
-
-
-@pytest.mark.parametrize("flagfile", sorted((REPO / "configs").glob("*.flags")), ids=lambda p: p.stem)
-def test_every_config_parses_and_starts_with_its_command(flagfile):
-    lines = flagfile.read_text().splitlines()
-    assert lines[0] == f"# python -m tf_stacksr.train --flagfile=configs/{flagfile.name}"
-    values = flags.FlagValues()
-    config_lib.define_flags(values)
-    values([sys.argv[0], f"--flagfile={flagfile}"])
-    cfg = config_lib.from_flags(values)  # validates every value
-    assert cfg.model_dir == f"runs/{flagfile.stem}"  # one run folder per config, named after it

@@ -3,8 +3,8 @@
 Without --model_dir it exports the pretrained model shipped with the package (`tf_stacksr.models.zoo`).
 
 Thin entry: flags -> `export_lib.export`. Signatures and metadata: `tf_stacksr.serving.signatures`;
-serving how-to: docs/serving.md. With --gan_model_dir and --alpha, exports the ESRGAN-style
-weight interpolation (1 - alpha) * model_dir + alpha * gan_model_dir.
+serving how-to: docs/serving.md. With --gan_model and --alpha, exports the ESRGAN-style
+weight interpolation (1 - alpha) * model_dir + alpha * gan_model.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ flags.DEFINE_string("model_dir", None, "Model to export: a training folder (conf
                     " folder, or a shipped model's name (default: the shipped pretrained model).")
 flags.DEFINE_string("export_dir", None, "Version folder to create, <model_base_path>/<integer version>, e.g. models/stacksr/1.")
 flags.DEFINE_bool("all_stages", False, "Also add the 'all_stages' signature returning every stage's output (LR first).")
-flags.DEFINE_string("gan_model_dir", None, "Second model (GAN, same architecture) to blend in with --alpha (default with"
+flags.DEFINE_string("gan_model", None, "Second model (GAN, same architecture) to blend in with --alpha (default with"
                     " --alpha and no --model_dir: the shipped GAN model, blended into the shipped PSNR model).")
 flags.DEFINE_bool("flip_ensemble", None, "Average with the mirrored face's output (2x compute); default: the model's own setting.")
-flags.DEFINE_float("alpha", None, "Interpolation weight of --gan_model_dir: 0 = --model_dir only, 1 = --gan_model_dir only.")
+flags.DEFINE_float("alpha", None, "Interpolation weight of --gan_model: 0 = --model_dir only, 1 = --gan_model only.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir (atomically).")
 flags.mark_flags_as_required(["export_dir"])
 FLAGS = flags.FLAGS
@@ -36,7 +36,7 @@ def main(argv):
         print(f"note: TF Serving only loads integer version folders; {FLAGS.export_dir} is not one (see docs/serving.md)")
     try:
         metadata = export_lib.export(FLAGS.model_dir, FLAGS.export_dir, all_stages=FLAGS.all_stages,
-                                     gan_model_dir=FLAGS.gan_model_dir, alpha=FLAGS.alpha,
+                                     gan_model=FLAGS.gan_model, alpha=FLAGS.alpha,
                                      flip_ensemble=FLAGS.flip_ensemble, overwrite=FLAGS.overwrite)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         raise SystemExit(f"export failed: {err}") from err

@@ -1,10 +1,10 @@
 """Pack prepared faces into a faces file that a trainer without TensorFlow reads.
 
-  python tools/faces_to_npz.py --data=data/ffhq256,data/celeba256 --output=.carry/faces256.npz --hr_sizes=256
+  python tools/faces_to_npz.py --data=data/ffhq256,data/celeba256 --output=data/faces256.npz --hr_sizes=256
 
 Writes the given split of each prepared folder (`python -m tf_stacksr.prepare`) as JPEG, with
 the resize operators for training at each --hr_sizes (`tf_stacksr.data.portable`), for
-`tools/train_l1_keras.py` on a GPU machine that has JAX or torch but no TF.
+`tools/train_l1_keras.py`, which trains with JAX or PyTorch and needs no TensorFlow.
 """
 
 from __future__ import annotations

@@ -40,15 +40,14 @@ def parse_setting(text: str) -> tuple[int, int]:
     return m, n
 
 
-def flagfile_value(path: str, name: str) -> str | None:
-    """The last --name=value in a flagfile (what absl would use)."""
-    value = None
-    with open(path) as fh:
-        for line in fh:
-            line = line.strip()
-            if line.startswith(f"--{name}="):
-                value = line.split("=", 1)[1]
-    return value
+def flagfile_value(path: str, name: str) -> str:
+    """The value training would use for --name under this flagfile (nested flagfiles included)."""
+    from tf_stacksr import config as config_lib
+
+    values = flags.FlagValues()
+    config_lib.define_flags(values)
+    values(["study", f"--flagfile={path}"])
+    return str(values[name].value)
 
 
 def parameter_count(model_dir: str) -> int:

@@ -1,14 +1,15 @@
-"""Train the PSNR-oriented (L1) generator with Keras 3 on a machine without TensorFlow.
+"""Train the PSNR-oriented (L1) generator with Keras 3 on the JAX or PyTorch backend.
 
   KERAS_BACKEND=jax python tools/train_l1_keras.py --flagfile=configs/ffhq_celeba_64to256_psnr.flags \
-      --faces=.carry/faces256.npz --minutes=8
+      --faces=data/faces256.npz --minutes=8
 
-Why: `tf_stacksr.train` needs TensorFlow, and the GPU machines this project is sometimes lent
-have JAX and PyTorch but no TF. The generator is plain Keras 3, so this script trains the same
+What it is for: training the L1 model on an accelerator host that has JAX or PyTorch but not
+TensorFlow (`tf_stacksr.train` needs TensorFlow). The generator is plain Keras 3, so this script trains the same
 `build_generator(cfg)` with `model.fit` under the JAX (or torch) backend, with the loss of
 `train_lib` at --adv_weight=0: the sum over stages of lambda_l1 * L1, on the pairs of
 `pairs.make_pairs` (`tf_stacksr.data.portable`, from a faces file of tools/faces_to_npz.py)
-with a random horizontal flip. Lent device time is fixed, so the run is given minutes, not steps:
+with a random horizontal flip. The run is given a time budget, not steps (for fixed-length
+accelerator reservations):
 Adam(g_lr, beta1) holds its rate for --lr_decay_start of the time, then decays it linearly to 0
 at the deadline (updated every --steps_per_epoch steps).
 
@@ -17,7 +18,7 @@ path): a packed model folder that `tf_stacksr` loads anywhere (and `tools/pack_m
 to int8), saved every --save_minutes and at the end; one progress line per epoch (img/s, L1
 per stage, time left); and with --val_faces, the PSNR of the model and of bicubic on them.
 A stopped run keeps its last save: continue it with --init_from=OUTPUT (a fresh schedule; the
-optimiser state is not saved, as lent machines do not outlive the session anyway).
+optimiser state is not saved). The GAN phase and the identity term need `tf_stacksr.train`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Training faces and pairs for machines without TensorFlow (a GPU box with only JAX or torch).
+"""Training faces and pairs without TensorFlow, for training on the JAX or PyTorch backend.
 
-The GPU machines this project is sometimes lent have JAX and PyTorch but no TensorFlow, and the
-TF wheel is far too big to carry there. The generator is plain Keras 3, so it trains there
-under another backend (`tools/train_l1_keras.py`); what it needs from TF is the data:
+The generator is plain Keras 3, so it also trains under Keras's JAX or PyTorch backend
+(`tools/train_l1_keras.py`), e.g. on an accelerator host where those are installed and
+TensorFlow is not. What that needs from TensorFlow is the data:
 
 - `write_faces` / `read_faces`: a "faces file", one .npz holding prepared faces as JPEG bytes
   (a flat uint8 buffer plus offsets; JPEG because PNG of 256 px faces is ~8x bigger) and the

@@ -19,7 +19,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_stacksr.data import pipeline, sources
+from tf_stacksr.data import pipeline, records, shards, sources
 from tf_stacksr.metrics import fid
 
 
@@ -76,23 +76,9 @@ def _skipped(skip: int) -> str:
     return f", after the first {skip} faces" if skip else ""
 
 
-def _shards_module():
-    """`tf_stacksr.data.shards` (prepared TFRecord input), or None in a build without it."""
-    try:
-        from tf_stacksr.data import shards
-    except ImportError:
-        return None
-    return shards
-
-
 def shard_faces(data_dir: str, hr_size: int, limit: int | None = None, split: str = "test",
                 skip: int = 0) -> FaceSource:
     """Aligned faces of one split of prepared shards, loaded by `shards.load_record` as training loads them."""
-    shards = _shards_module()
-    if shards is None:
-        raise ValueError(f"--data={data_dir!r} holds prepared shards, but this build lacks tf_stacksr.data.shards")
-    from tf_stacksr.data import records
-
     files, size = shards.split_files(data_dir, split)
     ds = tf.data.TFRecordDataset(files).skip(skip)
     size = size - skip
@@ -116,8 +102,7 @@ def open_faces(data: str, hr_size: int, limit: int | None = None, split: str = "
     """
     if skip < 0:
         raise ValueError(f"--skip={skip}: expected a number of faces >= 0")
-    shards = _shards_module()
-    if shards is not None and shards.is_prepared(data):
+    if shards.is_prepared(data):
         return shard_faces(data, hr_size, limit, split, skip)
     return folder_faces(data, hr_size, limit, skip)
 

@@ -23,10 +23,11 @@ def resolve(method: str, scale: int, hr_size: int) -> Upscaler:
     from tf_stacksr import models
 
     try:
-        upscaler = models.load(method)
+        path = models.resolve(method)
     except FileNotFoundError as err:
         raise ValueError(f"--methods: {err}; expected 'bicubic', a model_dir, packed model or SavedModel path,"
                          " or a shipped model's name") from None
+    upscaler = models.load(path)
     if int(upscaler.scale) != scale:
         raise ValueError(f"--methods: model {method!r} upscales x{upscaler.scale}, but --scale={scale}")
     trained_size = getattr(upscaler, "hr_size", None)  # models that only take their training size say so

@@ -104,11 +104,11 @@ def _smoke_test(path: str, generator: keras.Model, cfg: Config) -> None:
         raise RuntimeError(f"exported model differs from the Keras generator by {diff} grey levels")
 
 
-def export(model_dir: str | None, export_dir: str, *, all_stages: bool = False, gan_model_dir: str | None = None,
+def export(model_dir: str | None, export_dir: str, *, all_stages: bool = False, gan_model: str | None = None,
            alpha: float | None = None, flip_ensemble: bool | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Write the SavedModel of `model_dir`'s generator to `export_dir`; returns its metadata.
 
-    `model_dir`, `gan_model_dir` and `alpha` name the model as `tf_stacksr.models.load_generator`
+    `model_dir`, `gan_model` and `alpha` name the model as `tf_stacksr.models.load_generator`
     takes them (None: the shipped default).
 
     `export_dir` is one TF Serving version folder (e.g. models/stacksr/1). An existing one is
@@ -117,8 +117,8 @@ def export(model_dir: str | None, export_dir: str, *, all_stages: bool = False, 
     export_dir = os.path.normpath(export_dir)
     if os.path.exists(export_dir) and not overwrite:
         raise FileExistsError(f"--export_dir={export_dir} already exists; pick a new version folder or pass --overwrite")
-    model_dir, gan_model_dir = models.choose(model_dir, gan_model_dir, alpha)
-    cfg, generator = models.load_generator(model_dir, gan_model=gan_model_dir, alpha=alpha, flip_ensemble=flip_ensemble)
+    model_dir, gan_model = models.choose(model_dir, gan_model, alpha)
+    cfg, generator = models.load_generator(model_dir, gan_model=gan_model, alpha=alpha, flip_ensemble=flip_ensemble)
     metadata = {
         "lr_size": cfg.lr_size, "hr_size": cfg.hr_size, "scale": cfg.scale,
         "stage_sizes": list(cfg.stage_sizes),
@@ -126,7 +126,7 @@ def export(model_dir: str | None, export_dir: str, *, all_stages: bool = False, 
                       + ([signatures.STAGES_SIGNATURE] if all_stages else []),
         "model_dir": os.path.abspath(model_dir),
         "checkpoint": models.weights_file(model_dir),
-        "gan_model_dir": os.path.abspath(gan_model_dir) if gan_model_dir else None,
+        "gan_model": os.path.abspath(gan_model) if gan_model else None,
         "alpha": alpha,
         "config": cfg.to_dict(),
     }
