@@ -33,6 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tf_stacksr import files
+from tf_stacksr.config import option
 from tf_stacksr.data import align, photos
 from tf_stacksr.data.sources import (
     LABEL_MODES,
@@ -60,25 +61,25 @@ OPTIONS_FILE = "prepare_options.json"
 class PrepareOptions:
     """What a preparation produces; resuming requires the same values (except `workers`)."""
 
-    size: int = 128
-    face_scale: float = 0.7
-    detector: str = "hog"
-    upsample: int = -1  # dlib upsampling passes; -1 = automatic (see align.FaceAligner)
-    all_faces: bool = False
-    min_side: int = 32
-    max_side: int = 4096
-    max_pixels: int = 150_000_000
-    max_upscale: float = 2.0
-    image_format: str = "png"
-    shard_size: int = 500
-    split: str = "auto"
-    test_fraction: float = 0.1
-    seed: int = 0
-    labels: str = "auto"
-    identity_file: str = ""
-    tfds_data_dir: str = ""
-    dump_png: bool = False
-    workers: int = 0  # 0 = every core
+    size: int = option(128, "Side of the aligned square crop in pixels (the HR size, e.g. 64, 128, 256).")
+    face_scale: float = option(0.7, "Fraction of the crop side the face box spans (paper: about 0.7).")
+    detector: str = option("hog", "Face detector: hog (fast) or cnn (dlib mmod; slower, finds more faces).")
+    upsample: int = option(-1, "dlib upsampling passes before detection; -1 = 1 for photos up to 800 px, else 0.")
+    all_faces: bool = option(False, "Write every face of a photo instead of only the largest.")
+    min_side: int = option(32, "Skip photos whose short side is below this (too_small).")
+    max_side: int = option(4096, "Downscale photos whose long side exceeds this before detection (downscaled_large).")
+    max_pixels: int = option(150_000_000, "Skip photos with more pixels than this without decoding them (too_large).")
+    max_upscale: float = option(2.0, "Skip faces that would need more than this enlargement to fill the crop (face_too_small).")
+    image_format: str = option("png", "Encoding of the faces in the shards: png (lossless) or jpeg (quality 95).")
+    shard_size: int = option(500, "Source photos per shard (the unit of resume).")
+    split: str = option("auto", "auto | folder (train/ test/ subfolders) | identity (no person in two splits) | random | none.")
+    test_fraction: float = option(0.1, "Fraction of photos in the test split for identity/random splits.")
+    seed: int = option(0, "Seed of the identity/random split.")
+    labels: str = option("auto", "auto | file (identity.txt-style) | folder (LFW: person folders) | none.")
+    identity_file: str = option("", "'<file> <identity>' lines; default: identity.txt or identity_CelebA.txt in --input.")
+    tfds_data_dir: str = option("", "TFDS data_dir for --input=tfds:NAME (the dataset must already be prepared there).")
+    dump_png: bool = option(False, "Also write every aligned face as PNG under OUTPUT/png/<split>/ for inspection.")
+    workers: int = option(0, "Worker processes; 0 = every core.")
 
     def __post_init__(self) -> None:
         def fail(flag: str, expected: str) -> None:

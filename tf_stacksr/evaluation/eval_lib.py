@@ -96,49 +96,78 @@ def _unique_names(names: Sequence[str]) -> list[str]:
     return out
 
 
-def evaluate(opts: EvalOptions) -> dict:
-    """Score bicubic and every method in `opts.methods`; write results.{md,json} and comparison.png."""
-    start = time.time()
-    cfg = config.Config(hr_size=opts.hr_size, scale=opts.scale)  # validates --scale/--hr_size as training does
+def _open_methods(opts: EvalOptions, cfg: config.Config) -> tuple[list, list[str]]:
+    """Bicubic and every method of `opts.methods` as upscalers, with the names their rows get."""
     labelled = [methods.split_label(m) for m in opts.methods if m != methods.BICUBIC]
     specs = [methods.BICUBIC] + [m for _, m in labelled]
     labels = [None] + [label for label, _ in labelled]
     ups = [methods.resolve(m, cfg.scale, cfg.hr_size) for m in specs]
-    names = _unique_names([label or methods.display_name(u, m) for u, m, label in zip(ups, specs, labels)])
+    return ups, _unique_names([label or methods.display_name(u, m) for u, m, label in zip(ups, specs, labels)])
+
+
+class _TruthScores:
+    """Running statistics of the HR ground truths every method is compared with."""
+
+    def __init__(self, faces: identity.FaceIdentity | None):
+        self.faces, self.fid_stats = faces, fid.StatsAccumulator()
+        self.descriptors: list[np.ndarray] = []
+        self.identities: list[str | None] = []
+        self.no_face = 0
+
+    def add(self, hr: np.ndarray, ids: np.ndarray, features: fid.InceptionFeatures) -> Sequence | None:
+        """Accumulate one batch; returns the face boxes found on it (None without identity scoring)."""
+        self.identities.extend(i.decode() or None for i in ids)
+        self.fid_stats.update(features(hr))
+        if self.faces is None:
+            return None
+        boxes, missed = self.faces.face_boxes(hr)
+        self.no_face += missed
+        self.descriptors.append(self.faces.descriptors(hr, boxes))
+        return boxes
+
+
+def evaluate(opts: EvalOptions) -> dict:
+    """Score bicubic and every method in `opts.methods`; write results.{md,json} and comparison.png."""
+    start = time.time()
+    cfg = config.Config(hr_size=opts.hr_size, scale=opts.scale)  # validates --scale/--hr_size as training does
+    ups, names = _open_methods(opts, cfg)
     source = eval_data.open_faces(opts.data, cfg.hr_size, opts.limit, opts.split, opts.skip)
     features = fid.shared_features(opts.fid_cache)
-    faces = identity.FaceIdentity() if opts.identity else None
-
-    hr_stats = fid.StatsAccumulator()
-    hr_descriptors, identities, no_face = [], [], 0
+    truth = _TruthScores(identity.FaceIdentity() if opts.identity else None)
     scores = [_MethodScores(name) for name in names]
     figure_lr, figure_hr, figure_sr = [], [], [[] for _ in names]
     counter = eval_data.SkipCounter(source.size, source.keys)
     batches = _degraded_batches(source, cfg.lr_size, opts.batch_size).as_numpy_iterator()
     for keys, ids, hr, lr in tqdm(batches, total=math.ceil(source.size / opts.batch_size), desc="evaluate", unit="batch"):
         counter.add(keys)
-        identities.extend(i.decode() or None for i in ids)
-        hr_stats.update(features(hr))
-        boxes = None
-        if faces is not None:
-            boxes, missed = faces.face_boxes(hr)
-            no_face += missed
-            hr_descriptors.append(faces.descriptors(hr, boxes))
+        boxes = truth.add(hr, ids, features)
         take = max(0, opts.figure_faces - len(figure_hr))
         figure_lr.extend(lr[:take])
         figure_hr.extend(hr[:take])
         for up, score, shown in zip(ups, scores, figure_sr):
             sr = methods.check_output(score.name, lr, up(lr), cfg.scale)
-            score.add(sr, hr, features, faces, boxes)
+            score.add(sr, hr, features, truth.faces, boxes)
             shown.extend(sr[:take])
     if counter.seen < 2:
         raise ValueError(f"--data={opts.data!r}: {counter.seen} readable faces; FID needs at least 2")
 
-    hr_fid = hr_stats.result()
-    hr_desc = np.concatenate(hr_descriptors) if faces is not None else None
-    pair_ijs = identity.verification_pairs(identities, opts.verification_pairs, opts.seed)
-    rows = [s.summary(hr_fid, hr_desc, pair_ijs) for s in scores]
-    report = {
+    report = _report(opts, cfg, source, counter, truth, scores)
+    report["wall_time_s"] = round(time.time() - start, 1)
+    os.makedirs(opts.output_dir, exist_ok=True)
+    eval_report.write_reports(report, opts.output_dir)
+    columns = [("LR input", figure_lr), *zip(names, figure_sr), ("ground truth", figure_hr)]
+    eval_report.comparison_figure(columns, os.path.join(opts.output_dir, eval_report.FIGURE_FILE), cfg.hr_size)
+    if counter.skipped:
+        logging.warning("skipped %d unreadable images, e.g. %s", counter.skipped, counter.skipped_keys()[:3])
+    return report
+
+
+def _report(opts: EvalOptions, cfg: config.Config, source: eval_data.FaceSource, counter: eval_data.SkipCounter,
+            truth: _TruthScores, scores: Sequence[_MethodScores]) -> dict:
+    hr_desc = np.concatenate(truth.descriptors) if truth.faces is not None else None
+    pair_ijs = identity.verification_pairs(truth.identities, opts.verification_pairs, opts.seed)
+    hr_fid = truth.fid_stats.result()
+    return {
         "data": opts.data,
         "source": source.description,
         "scale": cfg.scale,
@@ -147,23 +176,15 @@ def evaluate(opts: EvalOptions) -> dict:
         "n_faces": counter.seen,
         "n_skipped": counter.skipped,
         "skipped": counter.skipped_keys()[:20],
-        "methods": rows,
-        "identity": None if faces is None else {
+        "methods": [s.summary(hr_fid, hr_desc, pair_ijs) for s in scores],
+        "identity": None if truth.faces is None else {
             "threshold": identity.SAME_PERSON_THRESHOLD,
-            "no_face_detected": no_face,
+            "no_face_detected": truth.no_face,
             "verification_pairs": int(len(pair_ijs[2])),
             "hr_verification_accuracy": identity.verification_accuracy(hr_desc, *pair_ijs),
         },
         "command": opts.command,
-        "wall_time_s": round(time.time() - start, 1),
     }
-    os.makedirs(opts.output_dir, exist_ok=True)
-    eval_report.write_reports(report, opts.output_dir)
-    columns = [("LR input", figure_lr), *zip(names, figure_sr), ("ground truth", figure_hr)]
-    eval_report.comparison_figure(columns, os.path.join(opts.output_dir, eval_report.FIGURE_FILE), cfg.hr_size)
-    if counter.skipped:
-        logging.warning("skipped %d unreadable images, e.g. %s", counter.skipped, counter.skipped_keys()[:3])
-    return report
 
 
 def folder_or_npz_stats(path: str, features: fid.InceptionFeatures, batch_size: int) -> fid.FidStats:

@@ -146,53 +146,63 @@ class Trainer:
             condition, image = diff_augment.augment([condition, image], self.d_augment, key)
         return disc([condition, image], training=True)
 
-    def _losses_and_grads(self, inputs, targets):
-        cfg, gb = self.cfg, self.cfg.batch_size
-        avg = lambda per_example: tf.nn.compute_average_loss(per_example, global_batch_size=gb)
-        terms = {}
+    def _stage_adversarial(self, k: int, inputs, output, target, calls) -> tuple[list, list, dict]:
+        """Stage k's weighted per-example adversarial terms (Eq. 1-8): (generator's, discriminator's, by name).
+
+        D_k judges the stage output against its target, conditioned on input A area-downscaled to
+        the stage size; at the LR stage (k = 0) it also judges the pair conditioned on the LR ground
+        truth B (the paper's L_BB').
+        """
+        cfg, disc, name = self.cfg, self.discriminators[k], stage_name(k)
+        pool = cfg.hr_size // cfg.stage_sizes[k]
+        condition = tf.nn.avg_pool2d(inputs, pool, pool, "VALID")
+        fake = self._judge(disc, condition, output, next(calls))
+        real = self._judge(disc, condition, target, next(calls))
+        g_adv, d_adv = losses.generator_adversarial_loss(fake), losses.discriminator_loss(real, fake)
+        terms = {f"g_adv/{name}": g_adv, f"d_adv/{name}": d_adv}
+        g, d = [cfg.adv_weight * g_adv], [d_adv]
+        if k == 0 and cfg.bb_weight > 0:
+            fake_bb = self._judge(disc, target, output, next(calls))
+            real_bb = self._judge(disc, target, target, next(calls))
+            g_bb, d_bb = losses.generator_adversarial_loss(fake_bb), losses.discriminator_loss(real_bb, fake_bb)
+            terms.update({"g_bb/lr": g_bb, "d_bb/lr": d_bb})
+            g.append(cfg.adv_weight * cfg.bb_weight * g_bb)
+            d.append(cfg.bb_weight * d_bb)
+        return g, d, terms
+
+    def _losses(self, inputs, targets) -> tuple[tf.Tensor, tf.Tensor | None, dict]:
+        """Per-example generator and discriminator totals (None without discriminators), and every term by name."""
+        cfg = self.cfg
+        outputs = [tf.cast(o, tf.float32) for o in self.generator(inputs, training=True)]
         calls = itertools.count()  # numbers this step's discriminator calls (`_judge`)
-        with tf.GradientTape(persistent=True) as tape:
-            outputs = [tf.cast(o, tf.float32) for o in self.generator(inputs, training=True)]
-            g_total = 0.0
-            d_total = 0.0
-            for k, (output, target) in enumerate(zip(outputs, targets)):
-                name = stage_name(k)
-                l1 = losses.l1_loss(output, target)
-                terms[f"l1/{name}"] = avg(l1)
-                g_total += cfg.lambda_l1 * l1
-                if not self.adversarial:
-                    continue
-                disc = self.discriminators[k]
-                condition = tf.nn.avg_pool2d(inputs, cfg.hr_size // cfg.stage_sizes[k], cfg.hr_size // cfg.stage_sizes[k], "VALID")
-                fake = self._judge(disc, condition, output, next(calls))
-                real = self._judge(disc, condition, target, next(calls))
-                g_adv = losses.generator_adversarial_loss(fake)
-                d_adv = losses.discriminator_loss(real, fake)
-                terms[f"g_adv/{name}"], terms[f"d_adv/{name}"] = avg(g_adv), avg(d_adv)
-                g_total += cfg.adv_weight * g_adv
-                d_total += d_adv
-                if k == 0 and cfg.bb_weight > 0:
-                    # L_BB': D1 also judges B' against the LR ground truth B as condition.
-                    fake_bb = self._judge(disc, target, output, next(calls))
-                    real_bb = self._judge(disc, target, target, next(calls))
-                    g_bb = losses.generator_adversarial_loss(fake_bb)
-                    d_bb = losses.discriminator_loss(real_bb, fake_bb)
-                    terms["g_bb/lr"], terms["d_bb/lr"] = avg(g_bb), avg(d_bb)
-                    g_total += cfg.adv_weight * cfg.bb_weight * g_bb
-                    d_total += cfg.bb_weight * d_bb
-            if self.descriptor is not None:
-                identity = losses.identity_distance(self.descriptor, outputs[-1], targets[-1], cfg.identity_face_scale)
-                terms[f"identity/{stage_name(len(outputs) - 1)}"] = avg(identity)
-                g_total += cfg.identity_weight * identity
-            g_loss = avg(g_total)
-            terms["g_total"] = g_loss
-            g_scaled = self.g_opt.scale_loss(g_loss)
+        per_example, g_total, d_total = {}, 0.0, 0.0
+        for k, (output, target) in enumerate(zip(outputs, targets)):
+            l1 = losses.l1_loss(output, target)
+            per_example[f"l1/{stage_name(k)}"] = l1
+            g_total += cfg.lambda_l1 * l1
             if self.adversarial:
-                d_loss = avg(d_total)
-                terms["d_total"] = d_loss
+                g_parts, d_parts, terms = self._stage_adversarial(k, inputs, output, target, calls)
+                per_example.update(terms)
+                for g_part, d_part in zip(g_parts, d_parts):
+                    g_total, d_total = g_total + g_part, d_total + d_part
+        if self.descriptor is not None:
+            identity = losses.identity_distance(self.descriptor, outputs[-1], targets[-1], cfg.identity_face_scale)
+            per_example[f"identity/{stage_name(len(outputs) - 1)}"] = identity
+            g_total += cfg.identity_weight * identity
+        return g_total, (d_total if self.adversarial else None), per_example
+
+    def _losses_and_grads(self, inputs, targets):
+        avg = lambda per_example: tf.nn.compute_average_loss(per_example, global_batch_size=self.cfg.batch_size)  # noqa: E731
+        with tf.GradientTape(persistent=True) as tape:
+            g_total, d_total, per_example = self._losses(inputs, targets)
+            terms = {k: avg(v) for k, v in per_example.items()}
+            terms["g_total"] = g_loss = avg(g_total)
+            g_scaled = self.g_opt.scale_loss(g_loss)
+            if d_total is not None:
+                terms["d_total"] = d_loss = avg(d_total)
                 d_scaled = self.d_opt.scale_loss(d_loss)
         g_grads = tape.gradient(g_scaled, self.generator.trainable_variables)
-        d_grads = tape.gradient(d_scaled, self.d_vars) if self.adversarial else []
+        d_grads = tape.gradient(d_scaled, self.d_vars) if d_total is not None else []
         return terms, g_grads, d_grads
 
     def _replica_step(self, inputs, targets):
