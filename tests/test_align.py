@@ -7,12 +7,12 @@ import os
 import cv2
 import numpy as np
 import pytest
+from conftest import FIXTURES
 from PIL import Image
 from skimage.transform import SimilarityTransform
 
 from tf_stacksr.data import align
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 FACE_PHOTOS = sorted(glob.glob(os.path.join(FIXTURES, "celeba", "*.jpg"))) + sorted(glob.glob(os.path.join(FIXTURES, "lfw", "*", "*.jpg")))
 
 
@@ -21,20 +21,9 @@ def load_rgb(path):
 
 
 @pytest.fixture(scope="module")
-def aligner():
-    return align.FaceAligner()
-
-
-@pytest.fixture(scope="module")
-def detected(aligner):
-    """(image, largest face) of every fixture photo; every fixture holds a findable face."""
-    out = []
-    for path in FACE_PHOTOS:
-        image = load_rgb(path)
-        faces = aligner.detect(image)
-        assert faces, f"no face found in fixture {path}"
-        out.append((path, image, faces[0]))
-    return out
+def detected(detected_face):
+    """(path, image, largest face) of every fixture photo; every fixture holds a findable face."""
+    return [(path, *detected_face(path)) for path in FACE_PHOTOS]
 
 
 def test_canonical_landmarks_fill_face_scale_of_the_crop():

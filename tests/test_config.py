@@ -56,8 +56,11 @@ def test_flags_round_trip_through_json(tmp_path):
     assert config_lib.load_json(tmp_path / "c.json") == cfg
 
 
-@pytest.mark.parametrize("args,flag", [(["--scale=3"], "--scale"), (["--hr_size=60"], "--hr_size"),
-                                       (["--data_dir=/nonexistent/faces"], "--data_dir")])
+@pytest.mark.parametrize("args,flag", [
+    (["--scale=3"], "--scale"),  # the quick lane starts one training process, this one
+    pytest.param(["--hr_size=60"], "--hr_size", marks=pytest.mark.slow),
+    pytest.param(["--data_dir=/nonexistent/faces"], "--data_dir", marks=pytest.mark.slow),
+])
 def test_cli_fails_fast_naming_the_flag(tmp_path, args, flag):
     cmd = [sys.executable, "-m", "tf_stacksr.train", f"--model_dir={tmp_path}", f"--data_dir={FIXTURES}", *args]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -18,24 +18,23 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import FIXTURES, REPO, TINY_32, as_flags
 
 from tf_stacksr.config import Config
 from tf_stacksr.data import pipeline
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FACES = os.path.join(REPO, "tests", "fixtures", "celeba")
-TINY = dict(data_dir=FACES, hr_size=32, scale=4, unet_filters=8, unet_max_filters=16, up_filters=8,
-            disc_filters=8, res_blocks=1, res_convs=1, batch_size=4, num_samples=4)
-TINY_FLAGS = [f"--{k}={v}" for k, v in TINY.items()]
+TINY = dict(TINY_32, data_dir=str(FIXTURES / "celeba"))
+TINY_FLAGS = as_flags(TINY)
 
 
 def _run_python(code: str, timeout: int = 240, **env: str) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, capture_output=True,
-                            text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": REPO, **env})
+                            text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO), **env})
     assert result.returncode == 0, result.stderr[-4000:]
     return result
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_devices_matches_one_device():
     """Same global batch and seed: 2 replicas (half the batch each) compute the one-device step.
 
@@ -106,7 +105,7 @@ def _train_two_workers(model_dir: str, train_steps: int, log_dir) -> list[str]:
         with open(log_path, "w") as log:
             procs.append(subprocess.Popen([sys.executable, "-m", "tf_stacksr.train", *flags], cwd=REPO, stdout=log,
                                           stderr=subprocess.STDOUT,
-                                          env={**os.environ, "PYTHONPATH": REPO, "TF_CONFIG": tf_config}))
+                                          env={**os.environ, "PYTHONPATH": str(REPO), "TF_CONFIG": tf_config}))
     try:
         codes = [proc.wait(timeout=240) for proc in procs]
     finally:
@@ -119,6 +118,7 @@ def _train_two_workers(model_dir: str, train_steps: int, log_dir) -> list[str]:
     return logs
 
 
+@pytest.mark.slow
 def test_multi_worker_trains_saves_on_chief_and_resumes(tmp_path):
     model_dir = str(tmp_path / "run")
     _train_two_workers(model_dir, train_steps=2, log_dir=tmp_path)
@@ -151,6 +151,7 @@ def _fixed_batches(trainer, inputs, targets):
     return iter(trainer.strategy.experimental_distribute_dataset(ds))
 
 
+@pytest.mark.slow
 def test_mixed_bfloat16_trains_with_finite_losses(tmp_path, restore_float32_policy):
     from tf_stacksr.training.train_lib import Trainer
     trainer = Trainer(Config(**TINY, model_dir=str(tmp_path), strategy="one_device", mixed_precision="mixed_bfloat16"))
@@ -162,6 +163,7 @@ def test_mixed_bfloat16_trains_with_finite_losses(tmp_path, restore_float32_poli
         assert all(np.isfinite(v) for v in terms.values()), terms
 
 
+@pytest.mark.slow
 def test_mixed_float16_skips_a_non_finite_step(tmp_path, restore_float32_policy):
     """A NaN in the batch makes every gradient NaN: the step must leave the weights alone."""
     from tf_stacksr.training.train_lib import Trainer

@@ -5,15 +5,14 @@ import os
 import cv2
 import numpy as np
 import pytest
+from conftest import FIXTURES
 from PIL import Image
-from tiny_models import tiny_model_dir
 
 from tf_stacksr import enhance
 from tf_stacksr.apps import enhance_lib
 from tf_stacksr.data import align
 from tf_stacksr.models import zoo
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 BILL = os.path.join(FIXTURES, "lfw", "Bill_Gates", "Bill_Gates_0001.jpg")
 FIDEL = os.path.join(FIXTURES, "lfw", "Fidel_Castro", "Fidel_Castro_0001.jpg")
 FFHQ = os.path.join(FIXTURES, "ffhq", "00001.jpg")
@@ -58,11 +57,6 @@ def group_photo():
 
 def no_face_photo():
     return rgb(BILL)[190:, :]  # shoulders and tie
-
-
-@pytest.fixture(scope="module")
-def aligner():
-    return align.FaceAligner()
 
 
 def nearest_error(found, expected):
@@ -216,8 +210,8 @@ def test_safe_relative_name():
     assert enhance_lib.safe_relative_name("..") == "unnamed"
 
 
-def test_cli_with_a_trained_model_dir(tmp_path, capsys):
-    model_dir = tiny_model_dir(tmp_path / "run")
+def test_cli_with_a_trained_model_dir(tiny_run, tmp_path, capsys):
+    model_dir = tiny_run()
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     write_jpeg(src / "group.jpg", group_photo())

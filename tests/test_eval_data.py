@@ -1,16 +1,13 @@
 """Evaluation face sources: identity labels of folders, faces loaded as training loads them,
 and prepared shards (when this build has `tf_stacksr.data.shards`)."""
 
-import pathlib
-
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import FIXTURES
 
 from tf_stacksr.data import pipeline
 from tf_stacksr.evaluation import eval_data
-
-FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 
 def test_identities_come_from_identity_txt_or_person_folders():
@@ -49,22 +46,20 @@ def test_missing_folder_is_named():
         eval_data.open_faces("nowhere", 64)
 
 
-def test_prepared_shards_are_read_with_their_identities(tmp_path):
-    from tf_stacksr.data import prepare, shards
+def test_prepared_shards_are_read_with_their_identities(prepared_celeba_128):
+    from tf_stacksr.data import shards
 
-    manifest = prepare.prepare(str(FIXTURES / "celeba"), str(tmp_path),
-                               prepare.PrepareOptions(size=128, split="identity", test_fraction=0.25, shard_size=6, workers=1),
-                               progress=False)
-    source = eval_data.open_faces(str(tmp_path), 64)
+    out, manifest = prepared_celeba_128
+    source = eval_data.open_faces(out, 64)
     elements = list(source.dataset.as_numpy_iterator())
     assert source.size == len(elements) == manifest["splits"]["test"]["examples"] > 0
-    files, _ = shards.split_files(str(tmp_path), "test")
+    files, _ = shards.split_files(out, "test")
     first = next(iter(tf.data.TFRecordDataset(files)))
     key, ident, hr = elements[0]
     assert key and ident and hr.shape == (64, 64, 3)
     np.testing.assert_array_equal(hr, shards.load_record(first, 64).numpy())
-    rest = eval_data.open_faces(str(tmp_path), 64, skip=2)
+    rest = eval_data.open_faces(out, 64, skip=2)
     assert rest.size == len(elements) - 2
     assert [k for k, _, _ in rest.dataset.as_numpy_iterator()] == [k for k, _, _ in elements[2:]]
     with pytest.raises(ValueError, match=f"--skip={len(elements)} leaves no faces"):
-        eval_data.open_faces(str(tmp_path), 64, skip=len(elements))
+        eval_data.open_faces(out, 64, skip=len(elements))

@@ -3,19 +3,17 @@ a corrupt file among the faces, and the `fid` command with saved statistics. The
 in-process (flags parsed, then `main`), one TensorFlow start for all tests."""
 
 import json
-import pathlib
 import shutil
 
 import cv2
 import numpy as np
 import pytest
 from absl import flags
+from conftest import FIXTURES
 
 from tf_stacksr import evaluate, visualize
 from tf_stacksr.evaluation import eval_report
 from tf_stacksr.metrics import fid
-
-FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 
 class NearestUpscaler:
@@ -55,6 +53,7 @@ def faces_with_a_corrupt_file(tmp_path):
     return data
 
 
+@pytest.mark.slow
 def test_evaluate_writes_tables_and_figure(run_cli, faces_with_a_corrupt_file, tmp_path, capsys):
     model = tmp_path / "fake_model"
     model.mkdir()

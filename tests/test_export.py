@@ -8,15 +8,14 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import FIXTURES, REPO
 from PIL import Image
-from tiny_models import tiny_model_dir
 
 from tf_stacksr import models
 from tf_stacksr.models import zoo
 from tf_stacksr.serving import export_lib, signatures
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CELEBA = os.path.join(ROOT, "tests", "fixtures", "celeba")
+CELEBA = os.path.join(FIXTURES, "celeba")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 
 
@@ -42,19 +41,27 @@ def keras_reference(model_dir: str, faces: np.ndarray) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, tiny_run):
+    """The tiny model exported with every stage, four real LR faces, and the Keras model's outputs on them."""
     tmp = tmp_path_factory.mktemp("export")
-    model_dir = tiny_model_dir(tmp / "run")
+    model_dir = tiny_run()
     export_dir = str(tmp / "models" / "stacksr" / "1")
     export_lib.export(model_dir, export_dir, all_stages=True)
     faces = real_lr_faces(16)
-    np.savez(tmp / "inputs.npz", lr_faces=faces)
-    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "serving_probe.py"), export_dir,
+    return {"model_dir": model_dir, "export_dir": export_dir, "faces": faces,
+            "reference": keras_reference(model_dir, faces)}
+
+
+@pytest.fixture(scope="module")
+def served(exported, tmp_path_factory):
+    """What tests/serving_probe.py gets from the export in a fresh process: its outputs and error messages."""
+    tmp = tmp_path_factory.mktemp("serving_probe")
+    np.savez(tmp / "inputs.npz", lr_faces=exported["faces"])
+    subprocess.run([sys.executable, os.path.join(REPO, "tests", "serving_probe.py"), exported["export_dir"],
                     str(tmp / "inputs.npz"), str(tmp / "results.npz")], check=True, env=ENV, cwd=str(tmp))
     results = dict(np.load(tmp / "results.npz"))
     errors = json.loads(str(results.pop("errors")))
-    return {"model_dir": model_dir, "export_dir": export_dir, "faces": faces, "results": results, "errors": errors,
-            "reference": keras_reference(model_dir, faces)}
+    return {"results": results, "errors": errors}
 
 
 def max_diff(a, b) -> int:
@@ -62,28 +69,32 @@ def max_diff(a, b) -> int:
     return int(np.abs(a.astype(int) - b.astype(int)).max())
 
 
-def test_fresh_process_matches_keras_model(exported):
-    assert exported["errors"]["imported_tf_stacksr"] == "False"
+@pytest.mark.slow
+def test_fresh_process_matches_keras_model(exported, served):
+    assert served["errors"]["imported_tf_stacksr"] == "False"
     ref = exported["reference"][-1]
     assert ref.shape == (4, 64, 64, 3)
     assert ref.std() > 5  # real faces, not a constant image
-    assert max_diff(exported["results"]["direct"], ref) <= 1
+    assert max_diff(served["results"]["direct"], ref) <= 1
 
 
-def test_predict_request_and_encoded_signature(exported):
+@pytest.mark.slow
+def test_predict_request_and_encoded_signature(exported, served):
     ref = exported["reference"][-1]
-    assert max_diff(exported["results"]["proto"], ref) <= 1
-    assert max_diff(exported["results"]["encoded"], ref) <= 1  # PNG is lossless
+    assert max_diff(served["results"]["proto"], ref) <= 1
+    assert max_diff(served["results"]["encoded"], ref) <= 1  # PNG is lossless
 
 
-def test_all_stages_signature(exported):
+@pytest.mark.slow
+def test_all_stages_signature(exported, served):
     for k, ref in enumerate(exported["reference"]):
         name = "stage_" + ("lr" if k == 0 else f"x{2 ** k}")
-        assert max_diff(exported["results"][name], ref) <= 1, name
+        assert max_diff(served["results"][name], ref) <= 1, name
 
 
-def test_bad_inputs_get_clear_errors(exported):
-    errors = exported["errors"]
+@pytest.mark.slow
+def test_bad_inputs_get_clear_errors(served):
+    errors = served["errors"]
     expected_shape = "lr_faces: expected uint8 LR faces of shape [N, 16, 16, 3]"
     # TF Serving path: only the signature's own checks see the shape.
     for case, got in [("size", "[4 8 8 3]"), ("rank", "[16 16 3]"), ("channels", "[4 16 16 4]")]:
@@ -104,6 +115,7 @@ def test_bad_inputs_get_clear_errors(exported):
         assert errors[f"error_encoded_{case}"] == "NO ERROR", case
 
 
+@pytest.mark.slow
 def test_saved_model_cli_lists_documented_signatures(exported):
     out = subprocess.run(["saved_model_cli", "show", "--all", "--dir", exported["export_dir"]], check=True,
                          capture_output=True, text=True, env=ENV).stdout
@@ -148,8 +160,8 @@ def test_existing_version_is_refused(exported):
         export_lib.export(exported["model_dir"], exported["export_dir"])
 
 
-def test_network_interpolation(tmp_path):
-    psnr_dir, gan_dir = tiny_model_dir(tmp_path / "psnr", seed=1), tiny_model_dir(tmp_path / "gan", seed=2)
+def test_network_interpolation(tiny_run, tmp_path):
+    psnr_dir, gan_dir = tiny_run(seed=1), tiny_run(seed=2)
     _, psnr = models.load_generator(psnr_dir)
     _, gan = models.load_generator(gan_dir)
     _, blend = models.load_generator(psnr_dir)
@@ -161,11 +173,12 @@ def test_network_interpolation(tmp_path):
         np.testing.assert_allclose(b, 0.75 * p + 0.25 * g, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="--alpha=1.5"):
         models.interpolate_generators(blend, gan, 1.5)
-    other = tiny_model_dir(tmp_path / "other", up_filters=4)
+    other = tiny_run(up_filters=4)
     with pytest.raises(ValueError, match="up_filters"):
-        export_lib.export(psnr_dir, str(tmp_path / "x" / "1"), gan_model_dir=other, alpha=0.5)
+        export_lib.export(psnr_dir, str(tmp_path / "x" / "1"), gan_model=other, alpha=0.5)
 
 
+@pytest.mark.slow
 def test_flip_ensemble_export_is_mirror_equivariant(exported, tmp_path):
     """With the flip ensemble the output of a mirrored face is the mirrored output (to rounding);
     the trained shipped model run once is not, and the export keeps the setting."""
@@ -188,7 +201,7 @@ def test_flip_ensemble_export_is_mirror_equivariant(exported, tmp_path):
 
 
 def test_serving_client_mirrors_the_contract():
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    sys.path.insert(0, os.path.join(REPO, "tools"))
     import serving_client
 
     for name in ("UINT8_SIGNATURE", "UINT8_INPUT", "UINT8_OUTPUT", "ENCODED_SIGNATURE", "ENCODED_INPUT",

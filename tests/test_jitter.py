@@ -5,10 +5,9 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import FIXTURES
 
 from tf_stacksr.data import jitter, pairs, pipeline, prepare
-
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
 
 def smooth_face(size=64, seed=0):

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from tiny_models import tiny_model_dir
+from conftest import tiny_model_dir
 
 from tf_stacksr import enhance, models
 from tf_stacksr.models import layout, packed, zoo
@@ -26,8 +26,8 @@ def test_quantize_error_is_within_half_a_step():
     assert np.all(q[..., 3] == 0)
 
 
-def test_pack_then_load_matches_the_float_model(tmp_path):
-    model_dir = tiny_model_dir(tmp_path / "run", seed=3)
+def test_pack_then_load_matches_the_float_model(tiny_run, tmp_path):
+    model_dir = tiny_run(seed=3)
     cfg, generator = models.load_generator(model_dir)
     folder = packed.pack(cfg, generator, str(tmp_path / "packed"), source={"model_dir": model_dir})
     assert layout.is_packed(folder) and not layout.is_packed(model_dir) and layout.is_run(model_dir)
@@ -41,8 +41,8 @@ def test_pack_then_load_matches_the_float_model(tmp_path):
         assert np.abs(weight.numpy() - restored.numpy()).max() <= step / 2 + 1e-6, weight.path
 
 
-def test_load_names_the_file_when_weights_do_not_fit(tmp_path):
-    small, wide = tiny_model_dir(tmp_path / "small"), tiny_model_dir(tmp_path / "wide", up_filters=4)
+def test_load_names_the_file_when_weights_do_not_fit(tiny_run, tmp_path):
+    small, wide = tiny_run(), tiny_run(up_filters=4)
     folder = packed.pack(*models.load_generator(small), str(tmp_path / "packed"))
     other = packed.pack(*models.load_generator(wide), str(tmp_path / "other"))
     os.replace(os.path.join(other, layout.WEIGHTS_FILE), os.path.join(folder, layout.WEIGHTS_FILE))
@@ -50,8 +50,8 @@ def test_load_names_the_file_when_weights_do_not_fit(tmp_path):
         packed.load(folder)
 
 
-def test_every_model_form_loads_through_one_function(tmp_path):
-    run = tiny_model_dir(tmp_path / "run", seed=4)
+def test_every_model_form_loads_through_one_function(tiny_run, tmp_path):
+    run = tiny_run(seed=4)
     folder = packed.pack(*models.load_generator(run), str(tmp_path / "packed"))
     export_lib.export(run, str(tmp_path / "serving" / "1"))
     lr = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
@@ -85,9 +85,9 @@ def test_choose_defaults_and_names(tmp_path, monkeypatch):
         models.choose("nope", None, None)
 
 
-def test_enhance_alpha_blends_between_the_two_models(tmp_path):
-    psnr_dir = tiny_model_dir(tmp_path / "psnr", seed=1)
-    cfg, gan = models.load_generator(tiny_model_dir(tmp_path / "gan_run", seed=2))
+def test_enhance_alpha_blends_between_the_two_models(tiny_run, tmp_path):
+    psnr_dir = tiny_run(seed=1)
+    cfg, gan = models.load_generator(tiny_run(seed=2))
     rng = np.random.default_rng(3)
     for weight in gan.weights:  # untrained residual models all output bicubic: make this one differ
         weight.assign(weight.numpy() + rng.normal(0, 0.1, weight.shape).astype(np.float32))

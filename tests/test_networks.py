@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from conftest import TINY
 
 from tf_stacksr.config import Config
 from tf_stacksr.networks import build_discriminators, build_generator
@@ -11,8 +12,8 @@ SETTINGS = [(64, 4), (128, 4), (256, 4), (128, 8), (64, 2)]  # 16->64, 32->128, 
 
 
 def small(hr_size, scale, **kw):
-    values = dict(unet_filters=8, unet_max_filters=32, up_filters=8, disc_filters=8, res_blocks=2, res_convs=2)
-    return Config(hr_size=hr_size, scale=scale, **{**values, **kw})
+    """The tiny model's widths, with two residual blocks, at any setting."""
+    return Config(**{**TINY, "res_blocks": 2, **kw, "hr_size": hr_size, "scale": scale})
 
 
 @pytest.mark.parametrize("hr_size,scale", SETTINGS)

@@ -2,19 +2,20 @@
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
 import numpy as np
-from tiny_models import tiny_model_dir
+import pytest
+from conftest import REPO, tiny_model_dir
 
 from tf_stacksr import models
 from tf_stacksr.models import layout, packed
 
-TOOL = pathlib.Path(__file__).parent.parent / "tools" / "pack_model.py"
+TOOL = REPO / "tools" / "pack_model.py"
 
 
+@pytest.mark.slow
 def test_blend_packs_the_weight_average_and_records_both_sources(tmp_path):
     first, second = tiny_model_dir(tmp_path / "first", seed=1), tiny_model_dir(tmp_path / "second", seed=2)
     _, a = models.load_generator(first)
@@ -27,7 +28,7 @@ def test_blend_packs_the_weight_average_and_records_both_sources(tmp_path):
     out = tmp_path / "soup"
     run = subprocess.run([sys.executable, str(TOOL), f"--model_dir={first}", f"--blend_with={second_packed}",
                           "--alpha=0.25", f"--output={out}"], capture_output=True, text=True,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                         env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert run.returncode == 0, run.stderr[-2000:]
     with open(out / layout.CONFIG_FILE) as fh:
         source = json.load(fh)["packed_from"]

@@ -6,7 +6,6 @@ The references are TensorFlow's own: `tf.image.resize` for the operators and
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -14,12 +13,13 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import FIXTURES, REPO, TINY_32, as_flags
 
 from tf_stacksr.data import pairs, portable
 from tf_stacksr.models import packed
 
-TOOLS = pathlib.Path(__file__).parent.parent / "tools"
-FFHQ = pathlib.Path(__file__).parent / "fixtures" / "ffhq"
+TOOLS = REPO / "tools"
+FFHQ = FIXTURES / "ffhq"
 
 
 @pytest.mark.parametrize("src,dst,antialias", [(64, 16, True), (48, 24, True), (16, 64, False)])
@@ -79,6 +79,7 @@ def test_config_and_portable_data_import_without_tensorflow():
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_train_l1_keras_writes_a_loadable_trained_model(tmp_path):
     faces = _faces(32, n=4)
     jpegs = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes() for f in faces]
@@ -87,10 +88,10 @@ def test_train_l1_keras_writes_a_loadable_trained_model(tmp_path):
     out = tmp_path / "model"
     run = subprocess.run(
         [sys.executable, str(TOOLS / "train_l1_keras.py"), f"--faces={data}", f"--val_faces={data}", f"--output={out}",
-         "--hr_size=32", "--scale=4", "--unet_filters=8", "--unet_max_filters=16", "--up_filters=8", "--res_blocks=1",
-         "--res_convs=1", "--adv_weight=0", "--lambda_l1=1", "--batch_size=2", "--minutes=0.01", "--steps_per_epoch=3",
+         *as_flags(dict(TINY_32, adv_weight=0, lambda_l1=1, batch_size=2)), "--minutes=0.01", "--steps_per_epoch=3",
          "--workers=1"],
-        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600)
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "step 3 |" in run.stdout and "img/s" in run.stdout
     with open(out / "config.json") as fh:
@@ -103,8 +104,9 @@ def test_train_l1_keras_writes_a_loadable_trained_model(tmp_path):
         assert json.load(fh)["faces"] == 4
 
 
+@pytest.mark.slow
 def test_train_l1_keras_refuses_adversarial_configs(tmp_path):
     run = subprocess.run([sys.executable, str(TOOLS / "train_l1_keras.py"), f"--faces={tmp_path}/none.npz",
                           f"--output={tmp_path}/m", "--adv_weight=1"], capture_output=True, text=True,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                         env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert run.returncode != 0 and "--adv_weight=0" in run.stderr

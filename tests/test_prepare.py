@@ -12,14 +12,13 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from conftest import FIXTURES, REPO
 from PIL import Image
 
 from tf_stacksr.data import photos, prepare, records, sources
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 CELEBA = os.path.join(FIXTURES, "celeba")
 LFW = os.path.join(FIXTURES, "lfw")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def face(name="182641.jpg"):
@@ -99,6 +98,7 @@ EXPECTED_CONVERSIONS = {
 }
 
 
+@pytest.mark.slow
 def test_every_bad_input_is_counted_and_the_job_succeeds(tmp_path):
     src, out = str(tmp_path / "photos"), str(tmp_path / "out")
     make_bad_inputs(src)
@@ -245,7 +245,7 @@ def test_cli_on_lfw_person_folders_with_png_dump(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "tf_stacksr.prepare", f"--input={LFW}", f"--output={out}", "--size=64",
          "--dump_png", "--test_fraction=0.5", "--workers=2"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     manifest = json.load(open(out / "manifest.json"))
     assert manifest["source"]["labels"] == "folder" and manifest["counts"]["faces_written"] == 4

@@ -6,21 +6,17 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import FIXTURES, tiny_config
 
 from tf_stacksr.data import degrade, pairs, pipeline, prepare, records, shards
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 SCALES = {"16->64": (16, 32, 64), "32->128": (32, 64, 128), "64->256": (64, 128, 256), "16->128": (16, 32, 64, 128)}
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def prepared(prepared_celeba_128):
     """The CelebA fixtures prepared at 128 px: 24 train and 8 test faces in 6 shards."""
-    out = str(tmp_path_factory.mktemp("prepared"))
-    manifest = prepare.prepare(os.path.join(FIXTURES, "celeba"), out,
-                               prepare.PrepareOptions(size=128, split="identity", test_fraction=0.25, shard_size=6, workers=1),
-                               progress=False)
-    return out, manifest
+    return prepared_celeba_128
 
 
 def shard_faces(out, split):
@@ -241,10 +237,9 @@ def test_realistic_degradation_is_deterministic_and_keeps_clean_targets(prepared
         degrade.Degradation(jpeg_quality=(50, 120))
 
 
+@pytest.mark.slow
 def test_training_entry_reads_prepared_shards(prepared, tmp_path):
     """train_lib.train on a shard folder: train split for steps, test split for validation."""
-    from conftest import tiny_config
-
     from tf_stacksr.training import train_lib
 
     out, _ = prepared

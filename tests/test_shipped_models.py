@@ -25,21 +25,15 @@ def psnr_y(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(10.0 * np.log10(255.0**2 / mse)))
 
 
-def aligned(paths, size: int) -> list[np.ndarray]:
+def aligned(detected_face, paths, size: int) -> list[np.ndarray]:
     """Faces aligned as `prepare --size=SIZE` does."""
-    aligner = align.FaceAligner()
-    crops = []
-    for path in paths:
-        with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"))
-        crops.append(aligner.align(rgb, aligner.detect(rgb)[0], size)[0])
-    return crops
+    return [align.align_face(photo, face.landmarks, size)[0] for photo, face in map(detected_face, paths)]
 
 
 @pytest.fixture(scope="module")
-def aligned_faces():
+def aligned_faces(detected_face):
     """128 px faces aligned like the training data (`prepare --size=128`)."""
-    return aligned([FIXTURES / "celeba" / name for name in TEST_PHOTOS], 128)
+    return aligned(detected_face, [FIXTURES / "celeba" / name for name in TEST_PHOTOS], 128)
 
 
 def resized(faces, size: int) -> np.ndarray:
@@ -76,9 +70,9 @@ def test_flip_ensemble_is_more_faithful_than_one_pass(aligned_faces):
     assert scores[True] > scores[False] + 0.05, scores
 
 
-def test_shipped_256_model_beats_bicubic_on_native_256_faces():
+def test_shipped_256_model_beats_bicubic_on_native_256_faces(detected_face):
     """The 64->256 model on two FFHQ-style faces (native 256 px) of its test split, aligned as `prepare --size=256` does."""
-    hr = np.stack(aligned(sorted((FIXTURES / "ffhq_test").glob("*.jpg")), 256))
+    hr = np.stack(aligned(detected_face, sorted((FIXTURES / "ffhq_test").glob("*.jpg")), 256))
     lr = resized(hr, 64)
     bicubic = methods.resolve(methods.BICUBIC, 4, 256)(lr)
     ours = methods.resolve("ffhq_celeba_64to256_psnr", 4, 256)(lr)

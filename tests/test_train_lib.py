@@ -10,14 +10,12 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import FIXTURES, REPO, tiny_config
+from conftest import FIXTURES, REPO, TINY, as_flags, tiny_config
 
 from tf_stacksr.models import packed
 from tf_stacksr.training import train_lib
 
-TINY_FLAGS = ["--hr_size=64", "--scale=4", "--res_blocks=1", "--res_convs=2", "--unet_filters=8", "--unet_max_filters=32",
-              "--up_filters=8", "--disc_filters=8", "--batch_size=4", "--num_samples=2", "--lr_decay_start=1.0",
-              f"--data_dir={FIXTURES / 'celeba'}"]
+TINY_FLAGS = as_flags(dict(TINY, lr_decay_start=1.0, data_dir=FIXTURES / "celeba"))
 
 
 def run_train(model_dir, *flags, timeout=300):
@@ -35,6 +33,7 @@ def checkpoint_values(model_dir, step):
     return {n: reader.get_tensor(n) for n in names}
 
 
+@pytest.mark.slow
 def test_overfits_a_fixed_small_batch(tmp_path):
     """A few hundred full-GAN steps on 4 real faces at least halve the final stage's L1."""
     data = tmp_path / "four"
@@ -51,6 +50,7 @@ def test_overfits_a_fixed_small_batch(tmp_path):
     assert trainer.step.numpy() == cfg.train_steps
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_resumes_exactly(tmp_path):
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     env = {**os.environ, "TF_DETERMINISTIC_OPS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -78,6 +78,7 @@ def test_sigkill_then_rerun_resumes_exactly(tmp_path):
         np.testing.assert_array_equal(resumed[name], uninterrupted[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_cli_writes_checkpoints_events_and_samples(tmp_path):
     log = run_train(tmp_path, "--train_steps=4", "--log_every=2", "--sample_every=2", "--save_every=2")
     assert "img/s" in log and "ETA" in log and "validation PSNR" in log
@@ -89,12 +90,14 @@ def test_cli_writes_checkpoints_events_and_samples(tmp_path):
     assert "Already at step 4" in run_train(tmp_path, "--train_steps=4")
 
 
+@pytest.mark.slow
 def test_architecture_change_refuses_to_resume(tmp_path):
     run_train(tmp_path, "--train_steps=1")
     with pytest.raises(ValueError, match="--up_filters=16"):
         train_lib.check_resumable(tiny_config(tmp_path, up_filters=16), str(tmp_path))
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_step_and_term(tmp_path):
     train_lib.train(tiny_config(tmp_path, train_steps=2, save_every=2, sample_every=100))
     exploding = tiny_config(tmp_path, train_steps=50, save_every=2, sample_every=100, g_lr=1e30, d_lr=1e30)
@@ -151,6 +154,7 @@ def test_realistic_degradation_changes_only_the_inputs(tmp_path):
     assert np.abs(x_clean.numpy() - x_rough.numpy()).mean() > 1e-3
 
 
+@pytest.mark.slow
 def test_identity_term_joins_the_generator_loss(tmp_path):
     """g_total = lambda * sum of stage L1 + identity_weight * identity distance (PSNR model, no GAN terms)."""
     trainer = train_lib.Trainer(tiny_config(tmp_path, adv_weight=0.0, lambda_l1=2.0, identity_weight=0.5))
