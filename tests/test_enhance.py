@@ -9,7 +9,7 @@ from conftest import FIXTURES
 from PIL import Image
 
 from tf_stacksr import enhance
-from tf_stacksr.apps import enhance_lib
+from tf_stacksr.apps import enhance_lib, photo_files
 from tf_stacksr.data import align
 from tf_stacksr.models import zoo
 
@@ -125,7 +125,7 @@ def test_big_input_is_capped_on_decode(tmp_path, capsys):
     photo = cv2.resize(group_photo(), None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)  # 1264 x 448
     Image.fromarray(photo).save(tmp_path / "big.png")
     options = enhance_lib.EnhanceOptions(upscale=2, max_side=640, max_output_side=1000)
-    summary = enhance_lib.enhance_files(str(tmp_path / "big.png"), str(tmp_path / "out"), BicubicUpscaler(64, 128),
+    summary = photo_files.enhance_files(str(tmp_path / "big.png"), str(tmp_path / "out"), BicubicUpscaler(64, 128),
                                         options, progress=False)
     assert summary.faces == 3
     assert "downscaled_large" in capsys.readouterr().out
@@ -171,7 +171,7 @@ def test_batch_with_no_face_corrupt_rgba_exif_and_hostile_names(tmp_path, capsys
     os.symlink(outside, out / "sub")
 
     options = enhance_lib.EnhanceOptions(upscale=2, save_faces=True)
-    summary = enhance_lib.enhance_files(str(src), str(out), BicubicUpscaler(64, 128), options, progress=False)
+    summary = photo_files.enhance_files(str(src), str(out), BicubicUpscaler(64, 128), options, progress=False)
     log = capsys.readouterr().out
 
     assert summary.files == 10 and summary.written == 6
@@ -198,16 +198,16 @@ def test_batch_with_no_face_corrupt_rgba_exif_and_hostile_names(tmp_path, capsys
     np.testing.assert_array_equal(got, cv2.resize(source, got.shape[1::-1], interpolation=cv2.INTER_CUBIC))
 
     # A second run keeps finished outputs and redoes nothing.
-    again = enhance_lib.enhance_files(str(src), str(out), BicubicUpscaler(64, 128), options, progress=False)
+    again = photo_files.enhance_files(str(src), str(out), BicubicUpscaler(64, 128), options, progress=False)
     assert again.existing == 6 and again.written == 0
 
 
 def test_safe_relative_name():
-    assert enhance_lib.safe_relative_name("../../etc/passwd.jpg") == os.path.join("etc", "passwd.jpg")
-    assert enhance_lib.safe_relative_name("/abs/x.jpg") == os.path.join("abs", "x.jpg")
-    assert enhance_lib.safe_relative_name("..\\..\\x.jpg") == "x.jpg"
-    assert enhance_lib.safe_relative_name(".hidden.png") == "_hidden.png"
-    assert enhance_lib.safe_relative_name("..") == "unnamed"
+    assert photo_files.safe_relative_name("../../etc/passwd.jpg") == os.path.join("etc", "passwd.jpg")
+    assert photo_files.safe_relative_name("/abs/x.jpg") == os.path.join("abs", "x.jpg")
+    assert photo_files.safe_relative_name("..\\..\\x.jpg") == "x.jpg"
+    assert photo_files.safe_relative_name(".hidden.png") == "_hidden.png"
+    assert photo_files.safe_relative_name("..") == "unnamed"
 
 
 def test_cli_with_a_trained_model_dir(tiny_run, tmp_path, capsys):

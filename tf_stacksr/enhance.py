@@ -2,7 +2,7 @@
 
 Also `python -m tf_stacksr.enhance ...`. Thin entry: arguments -> `EnhanceOptions`, the model
 (the shipped pretrained one by default, else a training model_dir, packed model or exported
-SavedModel; optionally blended with a GAN model by --alpha) -> `enhance_lib.enhance_files`.
+SavedModel; optionally blended with a GAN model by --alpha) -> `apps.photo_files.enhance_files`.
 Writes OUT_DIR/<input name>.png (alpha kept), and with --save-faces the super-resolved aligned
 faces as <name>_face<k>.png.
 """
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not os.path.exists(args.input):
         raise SystemExit(f"enhance: --input={args.input}: no such file or folder")
-    from tf_stacksr.apps import enhance_lib
+    from tf_stacksr.apps import enhance_lib, photo_files
 
     try:
         options = enhance_lib.EnhanceOptions(
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"enhance: {err}") from None
     flip = None if args.flip_ensemble is None else args.flip_ensemble == "on"
     upscaler = load_upscaler(args.model, args.gan_model, args.alpha, flip)
-    summary = enhance_lib.enhance_files(args.input, args.output, upscaler, options, progress=not args.quiet)
+    summary = photo_files.enhance_files(args.input, args.output, upscaler, options, progress=not args.quiet)
     print(f"enhance: {summary.line()} -> {args.output}")
     return 0 if summary.written or summary.existing or not summary.files else 1
 
