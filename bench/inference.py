@@ -1,6 +1,6 @@
 """Inference speed: faces/s of a trained generator (Keras and SavedModel) vs bicubic, and peak memory.
 
-    nice python bench/inference.py [--model_dir runs/quickstart] [--batch 32] [--repeats 10]
+    nice python -m bench.inference [--model_dir=runs/quickstart] [--batch=32] [--repeats=10]
 
 Both upscalers get the same uint8 LR faces (fixture faces, downscaled as in training) and
 return uint8 HR faces, each through one tf.function, so the ratio compares like with like:
@@ -15,24 +15,23 @@ peak only grows, each row's increase is what that step needed on top.
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import resource
-import sys
 import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
+from absl import app, flags
+
+from bench.device import cpu_name
+from tf_stacksr import models
+from tf_stacksr.data import pairs
+from tf_stacksr.data.pipeline import load_face
+from tf_stacksr.serving import export_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-from bench.train_step import cpu_name  # noqa: E402
-from tf_stacksr import models  # noqa: E402
-from tf_stacksr.data import pairs  # noqa: E402
-from tf_stacksr.data.pipeline import load_face  # noqa: E402
-from tf_stacksr.serving import export_lib  # noqa: E402
 
 FACES = os.path.join(REPO, "tests", "fixtures", "celeba")
 
@@ -58,13 +57,15 @@ def faces_per_second(upscale, faces: np.ndarray, repeats: int) -> float:
     return len(faces) / float(np.median(times))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_dir", default=os.path.join(REPO, "runs", "quickstart"),
-                        help="a training --model_dir (config.json + checkpoints), e.g. from configs/quickstart.flags")
-    parser.add_argument("--batch", type=int, default=32, help="faces per call")
-    parser.add_argument("--repeats", type=int, default=10, help="timed calls (median reported)")
-    args = parser.parse_args()
+flags.DEFINE_string("model_dir", os.path.join(REPO, "runs", "quickstart"),
+                    "Any model tf_stacksr.models.load takes: a shipped name, packed folder or training --model_dir.")
+flags.DEFINE_integer("batch", 32, "Faces per call.")
+flags.DEFINE_integer("repeats", 10, "Timed calls (median reported).")
+
+
+def main(argv) -> None:
+    del argv
+    args = flags.FLAGS
 
     upscaler = models.load(args.model_dir)
     faces = lr_faces(upscaler.lr_size, upscaler.hr_size, args.batch)
@@ -95,4 +96,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

@@ -1,7 +1,7 @@
 """Train-step speed: images/s and achieved GFLOP/s, as a fraction of this machine's matmul GFLOP/s.
 
-    nice python bench/train_step.py [--configs 16to64 32to128] [--widths quickstart|paper]
-                                    [--precision float32] [--steps 8] [--batch 8] [--profile]
+    nice python -m bench.train_step [--configs=16to64,32to128] [--widths=quickstart|paper]
+                                    [--precision=float32] [--steps=8] [--batch=8] [--profile]
 
 Everything is measured in one run, so the ratios hold even on a busy shared machine:
 - matmul GFLOP/s: a float32 2048x2048 matmul in a tf.function, timed before and after the
@@ -19,21 +19,20 @@ Everything is measured in one run, so the ratios hold even on a busy shared mach
 
 from __future__ import annotations
 
-import argparse
 import collections
 import glob
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
+from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tf_stacksr.config import Config  # noqa: E402
-from tf_stacksr.data import pairs  # noqa: E402
-from tf_stacksr.training.train_lib import Trainer  # noqa: E402
+from bench.device import cpu_name
+from tf_stacksr.config import Config
+from tf_stacksr.data import pairs
+from tf_stacksr.training.train_lib import Trainer
 
 FACES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "fixtures", "celeba")
 CONFIGS = {"16to64": dict(hr_size=64, scale=4), "32to128": dict(hr_size=128, scale=4)}
@@ -157,15 +156,17 @@ def profile_op_shares(trainer: Trainer, batch, steps: int = 3) -> list[tuple[str
     return [(k, v / total) for k, v in sorted(per_type.items(), key=lambda kv: -kv[1])[:12]]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per setting (median reported)")
-    parser.add_argument("--batch", type=int, default=8, help="global batch size")
-    parser.add_argument("--widths", choices=sorted(WIDTHS), default="quickstart", help="network widths")
-    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
-    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
-    parser.add_argument("--profile", action="store_true", help="also print op-type time shares (first config, no XLA)")
-    args = parser.parse_args()
+flags.DEFINE_integer("steps", 8, "Timed steps per setting (median reported).")
+flags.DEFINE_integer("batch", 8, "Global batch size.")
+flags.DEFINE_enum("widths", "quickstart", sorted(WIDTHS), "Network widths.")
+flags.DEFINE_multi_enum("configs", list(CONFIGS), sorted(CONFIGS), "Model sizes to time (repeat the flag or comma-separate).")
+flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Precision policy.")
+flags.DEFINE_bool("profile", False, "Also print op-type time shares (first config, no XLA).")
+
+
+def main(argv) -> None:
+    del argv
+    args = flags.FLAGS
 
     reference = [matmul_gflops()]
     rows, shares = [], []
@@ -199,17 +200,5 @@ def main() -> None:
             print(f"  {op_type:32} {share:6.1%}")
 
 
-def cpu_name() -> str:
-    """The device the step ran on: the GPU if there is one, else the CPU model."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
-    with open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
 if __name__ == "__main__":
-    main()
+    app.run(main)
