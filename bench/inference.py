@@ -88,7 +88,7 @@ def main(argv) -> None:
     print(f"{'upscaler':22} {'faces/s':>9} {'peak RSS MiB':>13} {'(+ over previous)':>18}")
     print(f"{'setup (TF, inputs)':22} {'':>9} {setup_mib:13.0f}")
     print(f"{'bicubic resize':22} {bicubic_rate:9.1f} {bicubic_mib:13.0f} {bicubic_mib - setup_mib:+18.0f}")
-    print(f"{'generator (Upscaler)':22} {model_rate:9.1f} {model_mib:13.0f} {model_mib - bicubic_mib:+18.0f}")
+    print(f"{'generator (Keras)':22} {model_rate:9.1f} {model_mib:13.0f} {model_mib - bicubic_mib:+18.0f}")
     print(f"{'SavedModel (exported)':22} {saved_rate:9.1f} {saved_mib:13.0f} {saved_mib - model_mib:+18.0f}")
     print(f"generator / bicubic speed: {model_rate / bicubic_rate:.4f} ({bicubic_rate / model_rate:.0f}x slower)")
     print(f"SavedModel / bicubic speed: {saved_rate / bicubic_rate:.4f} ({bicubic_rate / saved_rate:.0f}x slower)")
