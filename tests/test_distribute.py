@@ -1,4 +1,4 @@
-"""tf.distribute, multi-worker checkpoint rules and mixed precision (issue 6).
+"""tf.distribute, multi-worker checkpoint rules and mixed precision.
 
 Strategies with several devices need the device list fixed before TensorFlow starts, so those
 tests run in fresh Python processes; the precision tests run in this one and put the float32
