@@ -227,14 +227,39 @@ def test_realistic_degradation_is_deterministic_and_keeps_clean_targets(prepared
     x = runs[0][0].numpy()
     assert x.shape == clean_x.shape and x.min() >= -1 and x.max() <= 1
     assert 0.01 < np.abs(x - clean_x.numpy()).mean() < 0.3
-    # Blur and noise off: the LR face is the clean bicubic LR through one JPEG round trip.
-    none = degrade.Degradation(blur_sigma=(0.0, 0.0), noise_sigma=(0.0, 0.0), jpeg_quality=(90, 90))
+    # Blur and noise off, bicubic kernel: the LR face is the clean bicubic LR through one JPEG round trip.
+    jpeg_only = degrade.Degradation(blur_probability=0.0, noise_probability=0.0, jpeg_probability=1.0,
+                                    jpeg_quality=(90, 90), kernels=("bicubic",))
     hr = clean_t[-1][0]
-    lr = degrade.degrade_lr(hr, 32, none, tf.constant([7, 7], tf.int64))
+    lr = degrade.degrade_lr(hr, 32, jpeg_only, tf.constant([7, 7], tf.int64))
     reference = tf.io.decode_jpeg(tf.io.encode_jpeg(pairs.float_to_uint8(clean_t[0][0]), quality=90))
     assert np.abs(as_uint8(lr) - reference.numpy().astype(np.int32)).max() <= 1
     with pytest.raises(ValueError, match="jpeg_quality"):
         degrade.Degradation(jpeg_quality=(50, 120))
+    with pytest.raises(ValueError, match="kernels"):
+        degrade.Degradation(kernels=("lanczos7",))
+
+
+def test_realistic_degradation_draws_each_step_per_example(prepared):
+    """Every step off gives the clean LR exactly; each kernel is the photo tools' resize; the
+    blur, noise and JPEG steps happen at about their probabilities over many examples."""
+    out, _ = prepared
+    _, clean_t = next(iter(pipeline.training_dataset(out, (32, 64, 128), global_batch_size=1, seed=0)))
+    hr, clean_lr = clean_t[-1][0], as_uint8(clean_t[0][0])
+    off = dict(blur_probability=0.0, noise_probability=0.0, jpeg_probability=0.0)
+    for seed in range(3):
+        got = degrade.degrade_lr(hr, 32, degrade.Degradation(kernels=("bicubic",), **off), tf.constant([seed, 1], tf.int64))
+        np.testing.assert_array_equal(as_uint8(got), clean_lr)
+    area = as_uint8(degrade.degrade_lr(hr, 32, degrade.Degradation(kernels=("area",), **off), tf.constant([0, 1], tf.int64)))
+    expected = as_uint8(tf.clip_by_value(tf.image.resize(hr, [32, 32], method="area"), -1, 1))
+    np.testing.assert_array_equal(area, expected)
+    assert np.abs(area - clean_lr).max() > 0
+    changed = {}
+    for step in ("blur", "noise", "jpeg"):
+        only = degrade.Degradation(kernels=("bicubic",), **{**off, f"{step}_probability": 0.5})
+        outputs = [as_uint8(degrade.degrade_lr(hr, 32, only, tf.constant([s, 3], tf.int64))) for s in range(60)]
+        changed[step] = np.mean([np.abs(o - clean_lr).max() > 1 for o in outputs])
+    assert all(0.3 < rate < 0.7 for rate in changed.values()), changed
 
 
 @pytest.mark.slow
