@@ -38,6 +38,16 @@ flags.DEFINE_bool("identity", True, "Score identity preservation with dlib's fac
 flags.DEFINE_bool("save_stats", False, "fid mode: save the FID statistics of the first path to the second (.npz) instead of comparing.")
 
 
+def _check_fid_weights() -> None:
+    """Stop now, not after the first faces are scored, when the FID network's weights cannot be had."""
+    from tf_stacksr.metrics import inception  # TensorFlow loads here
+
+    try:
+        inception.check_weights()
+    except FileNotFoundError as err:
+        raise SystemExit(f"evaluate: {err}") from None
+
+
 def _fid_command(args: list[str]) -> None:
     from tf_stacksr.evaluation import eval_lib
 
@@ -58,6 +68,7 @@ def main(argv: list[str]) -> None:
                              "or --save_stats DIR OUT.npz")
     if not args and not FLAGS.data:
         raise app.UsageError("--data is required: a folder of face images or of prepared shards")
+    _check_fid_weights()
     import tensorflow as tf
 
     # Reference FID features are float32: keep TF32 (on by default on Ampere+ GPUs) out of the convolutions.
