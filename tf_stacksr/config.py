@@ -102,6 +102,20 @@ class Config:
         """Side length of every generator output, LR first, HR last: the one source of truth."""
         return tuple(self.lr_size * 2**k for k in range(self.num_stages))
 
+    def summary(self) -> str:
+        """One line on what this run trains, e.g. for the first line a training prints."""
+        losses = [f"L1 x{self.lambda_l1:g}"]
+        if self.identity_weight > 0:
+            losses.append(f"identity x{self.identity_weight:g}")
+        if self.adv_weight > 0:
+            losses.append(f"adversarial x{self.adv_weight:g}")
+        kind = "" if self.adv_weight > 0 else " (no adversarial term: PSNR-oriented)"
+        batch = (f"batch {self.per_replica_batch_size} per replica" if self.per_replica_batch_size
+                 else f"batch {self.batch_size}")
+        return (f"{self.lr_size}->{self.hr_size} px (x{self.scale}: {self.num_stages - 1} upsampling stages of "
+                f"{self.res_blocks}x{self.res_convs} residual structures); losses {' + '.join(losses)}{kind}; "
+                f"{batch}; {self.train_steps} steps -> {self.model_dir}")
+
     # ---- validation ----------------------------------------------------------------------
     def validate(self) -> None:
         def fail(flag: str, value: Any, expected: str) -> None:
