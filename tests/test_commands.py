@@ -71,7 +71,8 @@ def test_every_training_option_has_a_help_group():
 
 # ---- TensorFlow's start-up lines ---------------------------------------------------------------
 
-def test_start_up_lines_are_filtered_by_level_and_the_rest_kept():
+def test_start_up_lines_are_filtered_by_level_and_the_rest_kept(monkeypatch):
+    monkeypatch.setattr(startup, "_has_nvidia_device", lambda: False)
     other = "/x/module.py:3: UserWarning: something real\n  warnings.warn(...)\nTraceback (most recent call last):\n"
     kept = startup.filter_startup_lines(START_UP_NOISE + other, level=2)
     assert kept == other
@@ -81,6 +82,10 @@ def test_start_up_lines_are_filtered_by_level_and_the_rest_kept():
     assert startup.filter_startup_lines(real_error, level=3) == ""
     warning = START_UP_NOISE.splitlines(keepends=True)[1].replace("I0000", "W0000")
     assert startup.filter_startup_lines(warning, level=1) == warning
+    no_gpu = START_UP_NOISE.splitlines(keepends=True)[-1]
+    assert startup.filter_startup_lines(no_gpu, level=2) == ""
+    monkeypatch.setattr(startup, "_has_nvidia_device", lambda: True)  # there, CUDA failing matters
+    assert startup.filter_startup_lines(no_gpu, level=2) == no_gpu
 
 
 @pytest.mark.slow

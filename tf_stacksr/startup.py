@@ -40,10 +40,10 @@ _SEVERITIES = "IWEF"  # TensorFlow's (absl's) INFO, WARNING, ERROR, FATAL = leve
 # "2025-01-01 12:00:00.000000: I tensorflow/core/util/port.cc:153] ...".
 _LOG_LINE = re.compile(r"^(?:(?P<absl>[IWEF])\d{4} [\d:.]+\s+\d+|[\d-]+ [\d:.]+: (?P<tsl>[IWEF])) \S+:\d+\] ")
 _ABSL_BANNER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
-# ERROR lines that are harmless where they are captured: GPU plugins registered twice, and (the
-# GPU look only runs on machines without an NVIDIA device) CUDA failing to find a GPU.
-_HARMLESS_ERRORS = re.compile(r"Unable to register cu(DNN|FFT|BLAS) factory|failed call to cuInit|"
-                              r"computation placer already registered")
+# ERROR lines that are harmless: GPU plugins registered twice; and, on a machine without an NVIDIA
+# device, CUDA failing to find a GPU.
+_HARMLESS_ERRORS = re.compile(r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered")
+_NO_GPU_ERROR = "failed call to cuInit"
 # Lines that start something of their own, never the continuation of a log line.
 _OWN_LINE = re.compile(r"^(Traceback |\S.*:\d+: \w*(Warning|Error)\b)")
 
@@ -62,7 +62,8 @@ def filter_startup_lines(text: str, level: int) -> str:
         match = _LOG_LINE.match(line)
         if match:
             severity = _SEVERITIES.index(match.group("absl") or match.group("tsl"))
-            dropping = severity < level or (severity == 2 and bool(_HARMLESS_ERRORS.search(line)))
+            harmless = bool(_HARMLESS_ERRORS.search(line)) or (_NO_GPU_ERROR in line and not _has_nvidia_device())
+            dropping = severity < level or (severity == 2 and harmless)
         elif line.rstrip("\n") == _ABSL_BANNER:
             dropping = True
             continue
