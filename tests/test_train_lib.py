@@ -82,6 +82,9 @@ def test_sigkill_then_rerun_resumes_exactly(tmp_path):
 def test_cli_writes_checkpoints_events_and_samples(tmp_path):
     log = run_train(tmp_path, "--train_steps=4", "--log_every=2", "--sample_every=2", "--save_every=2")
     assert "img/s" in log and "ETA" in log and "validation PSNR" in log
+    first_progress = log.index("step 2/4")
+    for start_up in ("16->64 px (x4", "Loading TensorFlow", "first step compiles"):  # nothing silent for minutes
+        assert -1 < log.find(start_up) < first_progress, start_up
     assert sorted(os.listdir(tmp_path / "samples")) == ["step_0000002.png", "step_0000004.png"]
     assert any(n.startswith("events.out.tfevents") for n in os.listdir(tmp_path / "train"))
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")

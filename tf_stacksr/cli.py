@@ -6,16 +6,18 @@ two spellings can never drift apart.
 
 from __future__ import annotations
 
+from tf_stacksr import startup  # noqa: F401  first: hides TensorFlow's start-up lines
+
 import importlib.util
 import runpy
 import sys
 
-COMMANDS = {
-    "enhance": "super-resolve the faces in photos (tf-stacksr enhance -h)",
-    "export": "export a trained model as a SavedModel for TF Serving (--helpfull)",
-    "train": "train a model (--helpfull)",
-    "prepare": "align faces and write training shards (--helpfull)",
-    "evaluate": "score upscalers on a test set (--helpfull)",
+COMMANDS = {  # `tf-stacksr COMMAND -h` lists each command's options
+    "enhance": "super-resolve the faces in photos",
+    "export": "export a trained model as a SavedModel for TF Serving",
+    "train": "train a model",
+    "prepare": "align faces and write training shards",
+    "evaluate": "score upscalers on a test set",
 }
 
 
@@ -26,6 +28,7 @@ def available() -> dict[str, str]:
 def usage() -> str:
     lines = ["usage: tf-stacksr COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {c:<10}{h}" for c, h in available().items()]
+    lines += ["", "tf-stacksr COMMAND -h lists the command's options."]
     return "\n".join(lines)
 
 

@@ -22,7 +22,8 @@ _DEGRADATIONS = ("bicubic", "realistic")
 
 
 def option(default: Any, help_text: str, **extra: Any) -> Any:
-    """A dataclass field that is also a command-line flag: its default, its help, and `choices`."""
+    """A dataclass field that is also a command-line flag: its default, its help, `choices`, and
+    `group`, the section of `--help` that lists it (what the option is for)."""
     return dataclasses.field(default=default, metadata={"help": help_text, **extra})
 
 
@@ -36,52 +37,52 @@ class Config:
     """Options of one training run (model, losses, optimisation, data and bookkeeping)."""
 
     # Data.
-    data_dir: str = option("", "Folder of face images (searched recursively) or of prepared TFRecord shards; several folders of one kind, comma-separated, pool their training faces (validation samples come from the first).")
-    hr_size: int = option(64, "High-resolution (output) size in pixels; the input A is the LR face bicubic-upscaled to this size.")
-    scale: int = option(4, "Super-resolution factor, a power of two >= 2; one upsampling stage per factor of 2.")
-    degradation: str = option("bicubic", "How training LR inputs are made: bicubic (the paper) or realistic (random blur, noise and JPEG; see docs/data.md).", choices=_DEGRADATIONS)
-    jitter_shift: float = option(0.0, "Training augmentation: shift each face by a random sub-pixel amount up to this many HR pixels per axis, so every epoch gives new LR inputs (see tf_stacksr/data/jitter.py); 0 is off.")
-    jitter_zoom: float = option(0.0, "Training augmentation: zoom each face by a random factor in 1 +- this fraction; 0 is off.")
+    data_dir: str = option("", "Folder of face images (searched recursively) or of prepared TFRecord shards; several folders of one kind, comma-separated, pool their training faces (validation samples come from the first).", group="data")
+    hr_size: int = option(64, "High-resolution (output) size in pixels; the input A is the LR face bicubic-upscaled to this size.", group="data")
+    scale: int = option(4, "Super-resolution factor, a power of two >= 2; one upsampling stage per factor of 2.", group="data")
+    degradation: str = option("bicubic", "How training LR inputs are made: bicubic (the paper) or realistic (random blur, noise and JPEG; see docs/data.md).", choices=_DEGRADATIONS, group="data")
+    jitter_shift: float = option(0.0, "Training augmentation: shift each face by a random sub-pixel amount up to this many HR pixels per axis, so every epoch gives new LR inputs (see tf_stacksr/data/jitter.py); 0 is off.", group="data")
+    jitter_zoom: float = option(0.0, "Training augmentation: zoom each face by a random factor in 1 +- this fraction; 0 is off.", group="data")
     # Generator.
-    res_blocks: int = option(4, "m: residual structures per upsampling stage (paper: 4).")
-    res_convs: int = option(4, "n: convolutions in each residual structure (paper: 4).")
-    res_kernel: int = option(1, "Kernel size of the residual convolutions (paper: 1).")
-    unet_filters: int = option(64, "Filters of the first U-Net level; doubled per level up to unet_max_filters.")
-    unet_max_filters: int = option(512, "Cap on U-Net filters.")
-    up_filters: int = option(64, "Feature width inside the upsampling stages.")
-    norm: str = option("instance", "Normalisation in G1 and the discriminators: " + "|".join(_NORMS) + ".", choices=_NORMS)
-    residual: bool = option(True, "Each stage predicts a correction added to the area-downscaled input A (ours); false gives the paper's plain tanh outputs.")
+    res_blocks: int = option(4, "m: residual structures per upsampling stage (paper: 4).", group="generator")
+    res_convs: int = option(4, "n: convolutions in each residual structure (paper: 4).", group="generator")
+    res_kernel: int = option(1, "Kernel size of the residual convolutions (paper: 1).", group="generator")
+    unet_filters: int = option(64, "Filters of the first U-Net level; doubled per level up to unet_max_filters.", group="generator")
+    unet_max_filters: int = option(512, "Cap on U-Net filters.", group="generator")
+    up_filters: int = option(64, "Feature width inside the upsampling stages.", group="generator")
+    norm: str = option("instance", "Normalisation in G1 and the discriminators: " + "|".join(_NORMS) + ".", choices=_NORMS, group="generator")
+    residual: bool = option(True, "Each stage predicts a correction added to the area-downscaled input A (ours); false gives the paper's plain tanh outputs.", group="generator")
     # Discriminators and losses.
-    disc_filters: int = option(64, "Filters of the first PatchGAN layer.")
-    lambda_l1: float = option(100.0, "Weight of the per-stage L1 term (paper's lambda).")
-    adv_weight: float = option(1.0, "Weight of the adversarial terms; 0 trains the PSNR-oriented model (L1 only, no discriminators updated).")
-    bb_weight: float = option(1.0, "Weight of the paper's L_BB' term (stage-1 pair conditioned on the LR ground truth).")
-    identity_weight: float = option(0.0, "Weight of the identity term (ours): distance of dlib face descriptors of the final output and the ground truth; 0 turns it off.")
-    diff_augment: str = option("", "DiffAugment policies applied alike to each discriminator's condition and image, comma-separated from color, translation, cutout (see tf_stacksr/data/diff_augment.py); empty is off.")
-    identity_face_scale: float = option(0.7, "The --face_scale the training faces were prepared with, which places dlib's descriptor chip for the identity term.")
+    disc_filters: int = option(64, "Filters of the first PatchGAN layer.", group="discriminators and losses")
+    lambda_l1: float = option(100.0, "Weight of the per-stage L1 term (paper's lambda).", group="discriminators and losses")
+    adv_weight: float = option(1.0, "Weight of the adversarial terms; 0 trains the PSNR-oriented model (L1 only, no discriminators updated).", group="discriminators and losses")
+    bb_weight: float = option(1.0, "Weight of the paper's L_BB' term (stage-1 pair conditioned on the LR ground truth).", group="discriminators and losses")
+    identity_weight: float = option(0.0, "Weight of the identity term (ours): distance of dlib face descriptors of the final output and the ground truth; 0 turns it off.", group="discriminators and losses")
+    diff_augment: str = option("", "DiffAugment policies applied alike to each discriminator's condition and image, comma-separated from color, translation, cutout (see tf_stacksr/data/diff_augment.py); empty is off.", group="discriminators and losses")
+    identity_face_scale: float = option(0.7, "The --face_scale the training faces were prepared with, which places dlib's descriptor chip for the identity term.", group="discriminators and losses")
     # Inference.
-    flip_ensemble: bool = option(False, "Inference (evaluate, export, enhance): also super-resolve the mirrored face and average the two (2x compute; +0.2 dB PSNR on CelebA). Training ignores it.")
+    flip_ensemble: bool = option(False, "Inference (evaluate, export, enhance): also super-resolve the mirrored face and average the two (2x compute; +0.2 dB PSNR on CelebA). Training ignores it.", group="inference")
     # Optimisation.
-    batch_size: int = option(16, "Global batch size (split over replicas); ignored when --per_replica_batch_size is set.")
-    per_replica_batch_size: int = option(0, "Batch size per replica; when > 0 the global batch is this times the replicas in sync (all workers).")
-    g_lr: float = option(2e-4, "Generator Adam learning rate.")
-    d_lr: float = option(2e-4, "Discriminator Adam learning rate.")
-    beta1: float = option(0.5, "Adam beta1.")
-    lr_decay_start: float = option(0.5, "Fraction of train_steps after which both learning rates decay linearly to 0.")
-    train_steps: int = option(10000, "Total training steps.")
-    seed: int = option(0, "Seed of weights, data order and augmentation.")
-    init_from: str = option("", "model_dir of a finished run, packed model or shipped model name whose generator weights start this run (e.g. the GAN model from the PSNR model, as ESRGAN); ignored when resuming.")
+    batch_size: int = option(16, "Global batch size (split over replicas); ignored when --per_replica_batch_size is set.", group="optimisation")
+    per_replica_batch_size: int = option(0, "Batch size per replica; when > 0 the global batch is this times the replicas in sync (all workers).", group="optimisation")
+    g_lr: float = option(2e-4, "Generator Adam learning rate.", group="optimisation")
+    d_lr: float = option(2e-4, "Discriminator Adam learning rate.", group="optimisation")
+    beta1: float = option(0.5, "Adam beta1.", group="optimisation")
+    lr_decay_start: float = option(0.5, "Fraction of train_steps after which both learning rates decay linearly to 0.", group="optimisation")
+    train_steps: int = option(10000, "Total training steps.", group="optimisation")
+    seed: int = option(0, "Seed of weights, data order and augmentation.", group="optimisation")
+    init_from: str = option("", "model_dir of a finished run, packed model or shipped model name whose generator weights start this run (e.g. the GAN model from the PSNR model, as ESRGAN); ignored when resuming.", group="optimisation")
     # Bookkeeping.
-    model_dir: str = option("runs/default", "Where checkpoints, TensorBoard events and sample grids go.")
-    save_every: int = option(500, "Checkpoint every this many steps (and at the end).")
-    keep_checkpoints: int = option(3, "How many recent checkpoints to keep.")
-    log_every: int = option(50, "Progress line and scalar summaries every this many steps.")
-    sample_every: int = option(500, "Validation PSNR and a PNG sample grid every this many steps.")
-    num_samples: int = option(8, "Faces in the fixed validation batch used for samples and PSNR.")
+    model_dir: str = option("runs/default", "Where checkpoints, TensorBoard events and sample grids go.", group="bookkeeping")
+    save_every: int = option(500, "Checkpoint every this many steps (and at the end).", group="bookkeeping")
+    keep_checkpoints: int = option(3, "How many recent checkpoints to keep.", group="bookkeeping")
+    log_every: int = option(50, "Progress line and scalar summaries every this many steps.", group="bookkeeping")
+    sample_every: int = option(500, "Validation PSNR and a PNG sample grid every this many steps.", group="bookkeeping")
+    num_samples: int = option(8, "Faces in the fixed validation batch used for samples and PSNR.", group="bookkeeping")
     # Distribution and precision (decided in tf_stacksr.training.distribute).
-    strategy: str = option("auto", "Distribution strategy: " + "|".join(_STRATEGIES) + ".", choices=_STRATEGIES)
-    mixed_precision: str = option("float32", "Precision policy: " + "|".join(_PRECISIONS) + ".", choices=_PRECISIONS)
-    jit_compile: bool = option(False, "Compile the train step with XLA.")
+    strategy: str = option("auto", "Distribution strategy: " + "|".join(_STRATEGIES) + ".", choices=_STRATEGIES, group="distribution and precision")
+    mixed_precision: str = option("float32", "Precision policy: " + "|".join(_PRECISIONS) + ".", choices=_PRECISIONS, group="distribution and precision")
+    jit_compile: bool = option(False, "Compile the train step with XLA.", group="distribution and precision")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -100,6 +101,20 @@ class Config:
     def stage_sizes(self) -> tuple[int, ...]:
         """Side length of every generator output, LR first, HR last: the one source of truth."""
         return tuple(self.lr_size * 2**k for k in range(self.num_stages))
+
+    def summary(self) -> str:
+        """One line on what this run trains, e.g. for the first line a training prints."""
+        losses = [f"L1 x{self.lambda_l1:g}"]
+        if self.identity_weight > 0:
+            losses.append(f"identity x{self.identity_weight:g}")
+        if self.adv_weight > 0:
+            losses.append(f"adversarial x{self.adv_weight:g}")
+        kind = "" if self.adv_weight > 0 else " (no adversarial term: PSNR-oriented)"
+        batch = (f"batch {self.per_replica_batch_size} per replica" if self.per_replica_batch_size
+                 else f"batch {self.batch_size}")
+        return (f"{self.lr_size}->{self.hr_size} px (x{self.scale}: {self.num_stages - 1} upsampling stages of "
+                f"{self.res_blocks}x{self.res_convs} residual structures); losses {' + '.join(losses)}{kind}; "
+                f"{batch}; {self.train_steps} steps -> {self.model_dir}")
 
     # ---- validation ----------------------------------------------------------------------
     def validate(self) -> None:
@@ -191,6 +206,14 @@ def define_flags_for(options_class: type, flag_values: flags.FlagValues = flags.
             flags.DEFINE_float(field.name, field.default, help_text, flag_values=flag_values)
         else:
             flags.DEFINE_string(field.name, field.default, help_text, flag_values=flag_values)
+
+
+def flag_groups(options_class: type) -> list[tuple[str, list[str]]]:
+    """`options_class`'s flags by their `group`, as `--help` lists them: (group, names) in field order."""
+    groups: dict[str, list[str]] = {}
+    for field in dataclasses.fields(options_class):
+        groups.setdefault(field.metadata.get("group", "options"), []).append(field.name)
+    return list(groups.items())
 
 
 def options_from_flags(options_class: type, flag_values: flags.FlagValues = flags.FLAGS) -> Any:

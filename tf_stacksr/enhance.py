@@ -13,6 +13,8 @@ import argparse
 import os
 import sys
 
+from tf_stacksr import startup  # noqa: F401  first: hides TensorFlow's start-up lines (it loads later)
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="tf-stacksr enhance", description=__doc__.split("\n\n")[0])

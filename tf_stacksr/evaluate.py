@@ -9,15 +9,15 @@
 
 from __future__ import annotations
 
+from tf_stacksr import startup  # first: hides TensorFlow's start-up lines
+
 import dataclasses
 import shlex
 import sys
 
-import tensorflow as tf
 from absl import app, flags
 
 from tf_stacksr import config
-from tf_stacksr.evaluation import eval_lib, eval_report
 
 FLAGS = flags.FLAGS
 
@@ -38,10 +38,19 @@ flags.DEFINE_bool("identity", True, "Score identity preservation with dlib's fac
 flags.DEFINE_bool("save_stats", False, "fid mode: save the FID statistics of the first path to the second (.npz) instead of comparing.")
 
 
+def _check_fid_weights() -> None:
+    """Stop now, not after the first faces are scored, when the FID network's weights cannot be had."""
+    from tf_stacksr.metrics import inception  # TensorFlow loads here
+
+    try:
+        inception.check_weights()
+    except FileNotFoundError as err:
+        raise SystemExit(f"evaluate: {err}") from None
+
+
 def _fid_command(args: list[str]) -> None:
-    if len(args) != 2:
-        raise app.UsageError("fid mode: expected two paths: DIR_A DIR_B (folders or .npz), "
-                             "or --save_stats DIR OUT.npz")
+    from tf_stacksr.evaluation import eval_lib
+
     if FLAGS.save_stats:
         stats = eval_lib.save_folder_stats(args[0], args[1], FLAGS.eval_batch_size)
         print(f"saved FID statistics of {args[0]} (n={stats.n}) to {args[1]}")
@@ -51,16 +60,24 @@ def _fid_command(args: list[str]) -> None:
 
 
 def main(argv: list[str]) -> None:
+    args = argv[1:]
+    if args and args[0] != "fid":
+        raise app.UsageError(f"unexpected arguments {args}; did you mean the 'fid' command?")
+    if args and len(args) != 3:
+        raise app.UsageError("fid mode: expected two paths: DIR_A DIR_B (folders or .npz), "
+                             "or --save_stats DIR OUT.npz")
+    if not args and not FLAGS.data:
+        raise app.UsageError("--data is required: a folder of face images or of prepared shards")
+    _check_fid_weights()
+    import tensorflow as tf
+
     # Reference FID features are float32: keep TF32 (on by default on Ampere+ GPUs) out of the convolutions.
     tf.config.experimental.enable_tensor_float_32_execution(False)
-    args = argv[1:]
-    if args and args[0] == "fid":
+    if args:
         _fid_command(args[1:])
         return
-    if args:
-        raise app.UsageError(f"unexpected arguments {args}; did you mean the 'fid' command?")
-    if not FLAGS.data:
-        raise app.UsageError("--data is required: a folder of face images or of prepared shards")
+    from tf_stacksr.evaluation import eval_lib, eval_report
+
     opts = eval_lib.EvalOptions(
         data=FLAGS.data, scale=FLAGS.scale, hr_size=FLAGS.hr_size, methods=tuple(FLAGS.methods),
         output_dir=FLAGS.output_dir, batch_size=FLAGS.eval_batch_size, limit=FLAGS.limit, skip=FLAGS.skip,
@@ -71,4 +88,9 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    startup.run(main, [
+        ("faces", ["data", "eval_split", "hr_size", "scale", "limit", "skip"]),
+        ("methods and scores", ["methods", "identity", "eval_batch_size"]),
+        ("output", ["output_dir", "figure_faces"]),
+        ("fid mode (evaluate fid DIR_A DIR_B)", ["save_stats"]),
+    ])

@@ -9,12 +9,12 @@ weight interpolation (1 - alpha) * model_dir + alpha * gan_model.
 
 from __future__ import annotations
 
+from tf_stacksr import startup  # first: hides TensorFlow's start-up lines
+
 import json
 import os
 
 from absl import app, flags
-
-from tf_stacksr.serving import export_lib
 
 flags.DEFINE_string("model_dir", None, "Model to export: a training folder (config.json + checkpoints/), a packed model"
                     " folder, or a shipped model's name (default: the shipped pretrained model).")
@@ -34,6 +34,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not os.path.basename(os.path.normpath(FLAGS.export_dir)).isdigit():
         print(f"note: TF Serving only loads integer version folders; {FLAGS.export_dir} is not one (see docs/serving.md)")
+    from tf_stacksr.serving import export_lib  # TensorFlow loads here, after the flags are checked
+
     try:
         metadata = export_lib.export(FLAGS.model_dir, FLAGS.export_dir, all_stages=FLAGS.all_stages,
                                      gan_model=FLAGS.gan_model, alpha=FLAGS.alpha,
@@ -45,4 +47,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    startup.run(main, [("model", ["model_dir", "gan_model", "alpha", "flip_ensemble"]),
+                       ("output", ["export_dir", "all_stages", "overwrite"])])

@@ -6,6 +6,8 @@ command after an interruption to resume. See docs/data.md.
 
 from __future__ import annotations
 
+from tf_stacksr import startup  # first: hides TensorFlow's start-up lines
+
 import json
 
 from absl import app, flags
@@ -30,4 +32,10 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    startup.run(main, [
+        ("input and output", ["input", "output", "workers"]),
+        ("faces: detection, alignment, skips", ["size", "face_scale", "detector", "upsample", "all_faces", "min_side",
+                                                "max_side", "max_pixels", "max_upscale"]),
+        ("shards, splits and labels", ["image_format", "shard_size", "split", "test_fraction", "seed", "labels",
+                                       "identity_file", "tfds_data_dir", "dump_png"]),
+    ])

