@@ -273,7 +273,7 @@ def test_serving_client_mirrors_the_contract():
     import serving_client
 
     for name in ("UINT8_SIGNATURE", "UINT8_INPUT", "UINT8_OUTPUT", "ENCODED_SIGNATURE", "ENCODED_INPUT",
-                 "ENCODED_OUTPUT"):
+                 "ENCODED_OUTPUT", "MAX_BATCH"):
         assert getattr(serving_client, name) == getattr(signatures, name), name
     body = json.loads(json.dumps(serving_client.encoded_rest_body([b"\x89PNG\x00\xff"])))
     assert body == {"signature_name": "encoded", "instances": [{"b64": "iVBORwD/"}]}
@@ -336,3 +336,23 @@ def test_empty_batch_returns_an_empty_batch(exported):
         "stage_lr": (0, 16, 16, 3), "stage_x2": (0, 32, 32, 3), "stage_x4": (0, 64, 64, 3)}
     assert run_encoded(exported["export_dir"], [])[signatures.ENCODED_OUTPUT].shape == (0,)
 
+
+def test_serving_client_splits_requests_at_max_batch(tmp_path, monkeypatch):
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    import serving_client
+
+    paths = []
+    for k in range(5):
+        paths.append(str(tmp_path / f"face{k}.png"))
+        with open(paths[-1], "wb") as fh:
+            fh.write(b"png %d" % k)
+    sent = []
+
+    def fake_rest(base_url, model, body, version=None):
+        sent.append(len(body["instances"]))
+        return {"predictions": body["instances"]}  # echo: each output is its input
+
+    monkeypatch.setattr(serving_client, "predict_rest", fake_rest)
+    assert serving_client.main(["--rest=http://x", "--max_batch=2", "-o", str(tmp_path / "out"), *paths]) == 0
+    assert sent == [2, 2, 1]
+    assert open(tmp_path / "out" / "face4.png", "rb").read() == b"png 4"
