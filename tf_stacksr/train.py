@@ -1,12 +1,13 @@
 """Train the stacked SR GAN: `python -m tf_stacksr.train --flagfile=configs/quickstart.flags`.
 
 Thin entry point: flags -> Config -> train_lib.train. Rerunning the same command resumes from
-the latest checkpoint in --model_dir.
+the latest checkpoint in --model_dir (or, if that one cannot be read, the newest that can).
 """
 
 from absl import app, flags
 
 from tf_stacksr import config as config_lib
+from tf_stacksr.models import runs
 from tf_stacksr.training import train_lib
 
 config_lib.define_flags()
@@ -20,7 +21,10 @@ def main(argv):
         cfg.check_data_dir()
     except ValueError as err:
         raise app.UsageError(str(err)) from err
-    train_lib.train(cfg)
+    try:
+        train_lib.train(cfg)
+    except runs.UnreadableCheckpointError as err:
+        raise SystemExit(f"train: {err}") from None
 
 
 if __name__ == "__main__":
