@@ -8,14 +8,18 @@ Loads the model with plain TensorFlow in this fresh process and records, for the
               TensorProto converted back with `tf.make_ndarray`, as TF Serving does
   encoded     the `encoded` signature on PNG bytes of the faces, outputs decoded
   stage_*     the `all_stages` outputs
+  empty       serving_default on an empty batch
   error_*     messages for bad inputs: through the TF2 signature (argument binding) and through
               a TF1 Session fed like TF Serving feeds it, which checks dtype but not shape, so
               only the signature's own run-time checks stand between a bad request and the model
+  bomb_*      with INPUTS.npz's `bomb` (a small PNG declaring a huge image): the `encoded`
+              signature's message for it and how much this process's peak memory grew meanwhile
 and asserts at the end that tf_stacksr was never imported.
 """
 
 import json
 import os
+import resource
 import sys
 
 import numpy as np
@@ -47,8 +51,13 @@ def session_feeds(path: str, signature: str, cases: dict) -> dict:
     return results
 
 
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
 def main(path: str, inputs_path: str, results_path: str) -> None:
-    faces = np.load(inputs_path)["lr_faces"]
+    inputs = np.load(inputs_path)
+    faces = inputs["lr_faces"]
     lr = faces.shape[1]
     loaded = tf.saved_model.load(path)
     serve = loaded.signatures["serving_default"]
@@ -69,14 +78,23 @@ def main(path: str, inputs_path: str, results_path: str) -> None:
         for key, value in loaded.signatures["all_stages"](lr_faces=tf.constant(faces)).items():
             results[key] = value.numpy()
 
-    errors = {
+    results["empty"] = serve(lr_faces=tf.constant(faces[:0]))["sr_faces"].numpy()
+
+    errors = {}
+    if "bomb" in inputs:
+        before = peak_rss_mb()
+        errors["bomb_error"] = _error(lambda: loaded.signatures["encoded"](
+            image_bytes=tf.constant([inputs["bomb"].tobytes()])))
+        errors["bomb_rss_growth_mb"] = peak_rss_mb() - before
+    errors.update({
         "error_tf2_float": _error(lambda: serve(lr_faces=tf.constant(faces.astype(np.float32)))),
         "error_tf2_size": _error(lambda: serve(lr_faces=tf.constant(faces[:, : lr // 2, : lr // 2]))),
         "error_tf2_rank": _error(lambda: serve(lr_faces=tf.constant(faces[0]))),
-    }
+    })
     errors.update({f"error_session_{k}": v for k, v in session_feeds(path, "serving_default", {
         "size": faces[:, : lr // 2, : lr // 2], "rank": faces[0], "channels": np.concatenate([faces, faces[..., :1]], -1),
-        "float": faces.astype(np.float32), "good": faces}).items()})
+        "float": faces.astype(np.float32), "good": faces, "empty": faces[:0],
+        "batch": np.concatenate([faces, faces[:1]])}).items()})
     wrong_size_png = tf.io.encode_png(faces[0, : lr // 2]).numpy()
     grey_png = tf.io.encode_png(faces[0, ..., :1]).numpy()
     rgba_jpeg_pair = [tf.io.encode_png(tf.concat([faces[0], faces[0, ..., :1]], -1)).numpy(),
@@ -84,7 +102,9 @@ def main(path: str, inputs_path: str, results_path: str) -> None:
     errors.update({f"error_encoded_{k}": v for k, v in session_feeds(path, "encoded", {
         "size": np.array([wrong_size_png], dtype=object), "corrupt": np.array([b"not an image"], dtype=object),
         "rank": np.array([[pngs[0]]], dtype=object), "good": np.array(pngs[:1], dtype=object),
-        "grey": np.array([grey_png], dtype=object), "rgba_and_jpeg": np.array(rgba_jpeg_pair, dtype=object)}).items()})
+        "grey": np.array([grey_png], dtype=object), "rgba_and_jpeg": np.array(rgba_jpeg_pair, dtype=object),
+        "empty": np.array([], dtype=object), "batch": np.array(pngs + pngs[:1], dtype=object)}
+        | ({"bomb": np.array([inputs["bomb"].tobytes()], dtype=object)} if "bomb" in inputs else {})).items()})
     errors["imported_tf_stacksr"] = str(any(m == "tf_stacksr" or m.startswith("tf_stacksr.") for m in sys.modules))
     np.savez(results_path, **results, errors=json.dumps(errors))
 

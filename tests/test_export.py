@@ -1,9 +1,13 @@
 """SavedModel export: round trip in a fresh process, signatures, PredictRequest protos, bad inputs."""
 
+import inspect
+import io
 import json
 import os
+import struct
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -42,11 +46,12 @@ def keras_reference(model_dir: str, faces: np.ndarray) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, tiny_run):
-    """The tiny model exported with every stage, four real LR faces, and the Keras model's outputs on them."""
+    """The tiny model exported with every stage and at most 4 faces a request, four real LR faces,
+    and the Keras model's outputs on them."""
     tmp = tmp_path_factory.mktemp("export")
     model_dir = tiny_run()
     export_dir = str(tmp / "models" / "stacksr" / "1")
-    export_lib.export(model_dir, export_dir, all_stages=True)
+    export_lib.export(model_dir, export_dir, all_stages=True, max_batch=4)
     faces = real_lr_faces(16)
     return {"model_dir": model_dir, "export_dir": export_dir, "faces": faces,
             "reference": keras_reference(model_dir, faces)}
@@ -56,12 +61,46 @@ def exported(tmp_path_factory, tiny_run):
 def served(exported, tmp_path_factory):
     """What tests/serving_probe.py gets from the export in a fresh process: its outputs and error messages."""
     tmp = tmp_path_factory.mktemp("serving_probe")
-    np.savez(tmp / "inputs.npz", lr_faces=exported["faces"])
+    bomb = png_declaring(12000, 12000, rows=12000)  # 420 KB of PNG, 432 MB of pixels
+    assert len(bomb) < 500_000
+    np.savez(tmp / "inputs.npz", lr_faces=exported["faces"], bomb=np.frombuffer(bomb, np.uint8))
     subprocess.run([sys.executable, os.path.join(REPO, "tests", "serving_probe.py"), exported["export_dir"],
                     str(tmp / "inputs.npz"), str(tmp / "results.npz")], check=True, env=ENV, cwd=str(tmp))
     results = dict(np.load(tmp / "results.npz"))
     errors = json.loads(str(results.pop("errors")))
     return {"results": results, "errors": errors}
+
+
+def png_declaring(height: int, width: int, rows: int = 1) -> bytes:
+    """A valid PNG header declaring `height` x `width` RGB pixels, with only `rows` rows of (black) data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor = zlib.compressobj(9)
+    row = b"\0" * (1 + 3 * width)
+    idat = b"".join(compressor.compress(row) for _ in range(rows)) + compressor.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def declaring(fmt: str, height: int, width: int, face: np.ndarray) -> bytes:
+    """`face` encoded as `fmt` (JPEG, BMP or GIF), its header patched to declare `height` x `width` pixels."""
+    buffer = io.BytesIO()
+    Image.fromarray(face).save(buffer, format=fmt)
+    data = bytearray(buffer.getvalue())
+    if fmt == "JPEG":
+        sof = data.index(b"\xff\xc0")  # baseline frame header: marker, length, precision, height, width
+        data[sof + 5: sof + 9] = struct.pack(">HH", height, width)
+    elif fmt == "BMP":
+        data[18:26] = struct.pack("<ii", width, height)
+    else:  # GIF: the logical screen, which TF allocates for every frame
+        data[6:10] = struct.pack("<HH", width, height)
+    return bytes(data)
+
+
+def run_encoded(export_dir: str, images: list[bytes]):
+    return tf.saved_model.load(export_dir).signatures[signatures.ENCODED_SIGNATURE](
+        **{signatures.ENCODED_INPUT: tf.constant(images, tf.string)})
 
 
 def max_diff(a, b) -> int:
@@ -108,11 +147,26 @@ def test_bad_inputs_get_clear_errors(served):
         message = errors[f"error_tf2_{case}"]
         assert expected_shape in message and got in message, (case, message)
     assert "expected encoded images of 16x16 pixels" in errors["error_encoded_size"]
-    assert "[8 16 3]" in errors["error_encoded_size"]
+    assert "image 0 declares 8x16 pixels" in errors["error_encoded_size"]
     assert "expected a 1-D batch of encoded images" in errors["error_encoded_rank"]
     assert "NO ERROR" != errors["error_encoded_corrupt"]
     for case in ("good", "grey", "rgba_and_jpeg"):  # every documented input format is accepted
         assert errors[f"error_encoded_{case}"] == "NO ERROR", case
+
+
+@pytest.mark.slow
+def test_request_limits_hold_in_a_fresh_process(served):
+    """What TF Serving would run: a huge declared image is refused from its header without its
+    memory, the batch is capped, and an empty batch returns an empty batch."""
+    errors = served["errors"]
+    for where in ("bomb_error", "error_encoded_bomb"):
+        assert "image_bytes: expected encoded images of 16x16 pixels" in errors[where], errors[where]
+        assert "image 0 declares 12000x12000 pixels" in errors[where], errors[where]
+    assert errors["bomb_rss_growth_mb"] < 100, errors["bomb_rss_growth_mb"]  # decoding it would take 432 MB
+    assert "lr_faces: at most 4 faces per request (export --max_batch); got 5" in errors["error_session_batch"]
+    assert "image_bytes: at most 4 images per request (export --max_batch); got 5" in errors["error_encoded_batch"]
+    assert errors["error_session_empty"] == errors["error_encoded_empty"] == "NO ERROR"
+    assert served["results"]["empty"].shape == (0, 64, 64, 3)
 
 
 @pytest.mark.slow
@@ -132,11 +186,15 @@ def test_saved_model_cli_lists_documented_signatures(exported):
 def test_metadata_and_load_upscaler(exported):
     with open(os.path.join(exported["export_dir"], signatures.METADATA_FILE)) as fh:
         metadata = json.load(fh)
-    assert (metadata["lr_size"], metadata["hr_size"], metadata["scale"]) == (16, 64, 4)
+    assert (metadata["lr_size"], metadata["hr_size"], metadata["scale"], metadata["max_batch"]) == (16, 64, 4, 4)
     upscaler = models.load(exported["export_dir"])
     assert (upscaler.lr_size, upscaler.hr_size, upscaler.scale) == (16, 64, 4)
     assert upscaler.cfg.unet_filters == 8
     assert max_diff(upscaler(exported["faces"]), exported["reference"][-1]) <= 1
+    # more faces than the export's max_batch (4) go in slices; none gives none
+    nine = np.concatenate([exported["faces"]] * 2 + [exported["faces"][:1]])
+    assert max_diff(upscaler(nine), np.concatenate([exported["reference"][-1]] * 2 + [exported["reference"][-1][:1]])) <= 1
+    assert upscaler(exported["faces"][:0]).shape == (0, 64, 64, 3)
     with pytest.raises(ValueError, match=r"expected uint8 LR faces of shape \[N, 16, 16, 3\]"):
         upscaler(exported["faces"][:, :8])
 
@@ -158,6 +216,16 @@ def test_failed_export_leaves_nothing(exported, tmp_path, monkeypatch):
 def test_existing_version_is_refused(exported):
     with pytest.raises(FileExistsError, match="already exists"):
         export_lib.export(exported["model_dir"], exported["export_dir"])
+
+
+def test_max_batch_default_and_bad_values(exported, tmp_path):
+    from tf_stacksr import export as export_cli
+
+    assert signatures.MAX_BATCH == 256
+    assert export_cli.FLAGS["max_batch"].default == signatures.MAX_BATCH
+    assert inspect.signature(export_lib.export).parameters["max_batch"].default == signatures.MAX_BATCH
+    with pytest.raises(ValueError, match=r"--max_batch=0: expected a positive number of faces per request"):
+        export_lib.export(exported["model_dir"], str(tmp_path / "m" / "1"), max_batch=0)
 
 
 def test_network_interpolation(tiny_run, tmp_path):
@@ -205,7 +273,7 @@ def test_serving_client_mirrors_the_contract():
     import serving_client
 
     for name in ("UINT8_SIGNATURE", "UINT8_INPUT", "UINT8_OUTPUT", "ENCODED_SIGNATURE", "ENCODED_INPUT",
-                 "ENCODED_OUTPUT"):
+                 "ENCODED_OUTPUT", "MAX_BATCH"):
         assert getattr(serving_client, name) == getattr(signatures, name), name
     body = json.loads(json.dumps(serving_client.encoded_rest_body([b"\x89PNG\x00\xff"])))
     assert body == {"signature_name": "encoded", "instances": [{"b64": "iVBORwD/"}]}
@@ -214,3 +282,77 @@ def test_serving_client_mirrors_the_contract():
     assert np.array(serving_client.uint8_rest_body(faces)["instances"]).shape == (2, 16, 16, 3)
     with pytest.raises(ValueError, match="expected uint8 faces"):
         serving_client.uint8_request(faces.astype(np.float32), model="stacksr")
+
+
+def test_encoded_checks_the_declared_size_before_decoding(exported):
+    """A small file declaring a huge image is refused from its header, never decoded (every format)."""
+    face = exported["faces"][0]
+    good = tf.io.encode_png(face).numpy()
+    expected = r"image_bytes: expected encoded images of 16x16 pixels \(JPEG, PNG, BMP or GIF\)"
+    cases = {"PNG": png_declaring(12000, 12000), "JPEG": declaring("JPEG", 4000, 3000, face),
+             "BMP": declaring("BMP", 4000, 3000, face), "GIF": declaring("GIF", 4000, 3000, face)}
+    for fmt, data in cases.items():
+        with pytest.raises(tf.errors.InvalidArgumentError, match=expected) as info:
+            run_encoded(exported["export_dir"], [good, data])
+        message = str(info.value)
+        declared = "12000x12000" if fmt == "PNG" else "4000x3000"
+        assert f"image 1 declares {declared} pixels (height x width)" in message, (fmt, message)
+    webp = io.BytesIO()
+    Image.fromarray(face).save(webp, format="WEBP")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image_bytes: expected JPEG, PNG, BMP or GIF files"):
+        run_encoded(exported["export_dir"], [webp.getvalue()])
+
+
+def test_encoded_caps_gif_bytes(exported):
+    """GIF frames are decompressed before any size check (LZW, up to ~2700x): a GIF is capped in bytes."""
+    face = exported["faces"][0]
+    small = declaring("GIF", 16, 16, face)
+    assert run_encoded(exported["export_dir"], [small])[signatures.ENCODED_OUTPUT].shape == (1,)
+    big = io.BytesIO()
+    Image.fromarray(np.zeros([16, 16, 3], np.uint8)).save(big, format="GIF", comment=b"x" * 250 * 40)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes: a GIF of 16x16 pixels takes at most 2560 bytes"):
+        run_encoded(exported["export_dir"], [big.getvalue()])
+
+
+def test_batch_size_is_capped_in_every_signature(exported):
+    loaded = tf.saved_model.load(exported["export_dir"])
+    faces = np.concatenate([exported["faces"], exported["faces"][:1]])  # 5 > --max_batch=4
+    for name in (signatures.UINT8_SIGNATURE, signatures.STAGES_SIGNATURE):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"lr_faces: at most 4 faces per request"
+                                                                 r" \(export --max_batch\); got 5"):
+            loaded.signatures[name](lr_faces=tf.constant(faces))
+    pngs = [tf.io.encode_png(face).numpy() for face in faces]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes: at most 4 images per request"):
+        run_encoded(exported["export_dir"], pngs)
+    assert loaded.signatures[signatures.UINT8_SIGNATURE](lr_faces=tf.constant(faces[:4]))["sr_faces"].shape[0] == 4
+
+
+def test_empty_batch_returns_an_empty_batch(exported):
+    loaded = tf.saved_model.load(exported["export_dir"])
+    empty = tf.zeros([0, 16, 16, 3], tf.uint8)
+    assert loaded.signatures[signatures.UINT8_SIGNATURE](lr_faces=empty)["sr_faces"].shape == (0, 64, 64, 3)
+    stages = loaded.signatures[signatures.STAGES_SIGNATURE](lr_faces=empty)
+    assert {k: tuple(v.shape) for k, v in stages.items()} == {
+        "stage_lr": (0, 16, 16, 3), "stage_x2": (0, 32, 32, 3), "stage_x4": (0, 64, 64, 3)}
+    assert run_encoded(exported["export_dir"], [])[signatures.ENCODED_OUTPUT].shape == (0,)
+
+
+def test_serving_client_splits_requests_at_max_batch(tmp_path, monkeypatch):
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    import serving_client
+
+    paths = []
+    for k in range(5):
+        paths.append(str(tmp_path / f"face{k}.png"))
+        with open(paths[-1], "wb") as fh:
+            fh.write(b"png %d" % k)
+    sent = []
+
+    def fake_rest(base_url, model, body, version=None):
+        sent.append(len(body["instances"]))
+        return {"predictions": body["instances"]}  # echo: each output is its input
+
+    monkeypatch.setattr(serving_client, "predict_rest", fake_rest)
+    assert serving_client.main(["--rest=http://x", "--max_batch=2", "-o", str(tmp_path / "out"), *paths]) == 0
+    assert sent == [2, 2, 1]
+    assert open(tmp_path / "out" / "face4.png", "rb").read() == b"png 4"

@@ -6,9 +6,10 @@ import os
 import numpy as np
 import pytest
 from conftest import tiny_model_dir
+from test_train_lib import truncate, two_checkpoints
 
 from tf_stacksr import enhance, models
-from tf_stacksr.models import layout, packed, zoo
+from tf_stacksr.models import layout, packed, runs, zoo
 from tf_stacksr.serving import export_lib
 from tf_stacksr.serving.upscalers import GeneratorUpscaler, SavedModelUpscaler
 
@@ -101,3 +102,21 @@ def test_enhance_alpha_blends_between_the_two_models(tiny_run, tmp_path):
     assert 0 < np.abs(half - psnr).mean() and 0 < np.abs(half - gan).mean()
     with pytest.raises(SystemExit, match="needs --alpha"):
         enhance.load_upscaler(psnr_dir, gan_dir, None)
+
+
+def test_run_loads_from_the_newest_readable_checkpoint(tmp_path, caplog):
+    """Evaluation and export fall back past a truncated latest checkpoint as training does."""
+    model_dir = str(tmp_path / "run")
+    trainer = two_checkpoints(model_dir)
+    truncate(model_dir, 4)
+    with caplog.at_level("WARNING"):
+        _, generator = models.load_generator(model_dir)
+    assert "ckpt-4" in caplog.text and "cannot be read" in caplog.text
+    for saved, loaded in zip(trainer.generator.weights, generator.weights):
+        np.testing.assert_array_equal(saved.numpy(), loaded.numpy())
+    assert models.weights_file(model_dir).endswith("ckpt-2")  # what export and pack_model record
+    truncate(model_dir, 2)
+    with pytest.raises(runs.UnreadableCheckpointError, match=r"checkpoints: no readable checkpoint .*to start over"):
+        models.load(model_dir)
+    with pytest.raises(FileNotFoundError, match="no readable checkpoint"):  # what the commands catch
+        models.load_generator(model_dir)

@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 from conftest import FIXTURES, REPO, TINY, as_flags, tiny_config
 
-from tf_stacksr.models import packed
+from tf_stacksr import config as config_lib
+from tf_stacksr.models import packed, runs
 from tf_stacksr.training import train_lib
 
 TINY_FLAGS = as_flags(dict(TINY, lr_decay_start=1.0, data_dir=FIXTURES / "celeba"))
@@ -181,3 +182,53 @@ def test_diff_augment_reaches_the_discriminators_only(tmp_path):
         if name.startswith("l1/"):
             np.testing.assert_allclose(float(a[name]), float(b[name]), rtol=1e-6)
     assert abs(float(a["d_adv/x4"]) - float(b["d_adv/x4"])) > 1e-4
+
+
+def two_checkpoints(model_dir) -> train_lib.Trainer:
+    """A run folder with checkpoints at steps 2 and 4 (no training: only the step differs)."""
+    cfg = tiny_config(model_dir, adv_weight=0.0)
+    trainer = train_lib.Trainer(cfg)
+    os.makedirs(model_dir, exist_ok=True)
+    config_lib.save_json(cfg, os.path.join(model_dir, "config.json"))
+    for step in (2, 4):
+        trainer.step.assign(step)
+        trainer.save()
+    return trainer
+
+
+def truncate(model_dir, step: int) -> None:
+    """What a kill or a full disk during a save leaves: the checkpoint's data cut short."""
+    for name in os.listdir(os.path.join(model_dir, "checkpoints")):
+        if name.startswith(f"ckpt-{step}.data"):
+            with open(os.path.join(model_dir, "checkpoints", name), "r+b") as fh:
+                fh.truncate(100)
+
+
+def test_resume_falls_back_from_an_unreadable_latest_checkpoint(tmp_path, caplog):
+    model_dir = str(tmp_path / "run")
+    cfg = two_checkpoints(model_dir).cfg
+    truncate(model_dir, 4)
+    with caplog.at_level("WARNING"):
+        assert train_lib.Trainer(cfg).restore() == 2
+    assert "ckpt-4" in caplog.text and "cannot be read" in caplog.text
+    # its files gone while the checkpoint list still names it: the same (this used to restart at step 0)
+    for name in os.listdir(os.path.join(model_dir, "checkpoints")):
+        if name.startswith("ckpt-4."):
+            os.remove(os.path.join(model_dir, "checkpoints", name))
+    assert train_lib.Trainer(cfg).restore() == 2
+    truncate(model_dir, 2)
+    with pytest.raises(runs.UnreadableCheckpointError) as err:
+        train_lib.Trainer(cfg).restore()
+    message = str(err.value)
+    assert os.path.join(model_dir, "checkpoints") in message and "ckpt-2" in message
+    assert "to start over" in message and "--model_dir" in message
+
+
+@pytest.mark.slow
+def test_cli_resumes_past_a_truncated_checkpoint(tmp_path):
+    run_train(tmp_path, "--train_steps=4", "--save_every=2", "--sample_every=100", "--log_every=100")
+    truncate(tmp_path, 4)
+    log = run_train(tmp_path, "--train_steps=6", "--save_every=2", "--sample_every=100", "--log_every=100")
+    assert "ckpt-4" in log and "cannot be read" in log and "(step 2)" in log
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-6")
+    assert len(checkpoint_values(tmp_path, 4)) > 10  # rewritten on the way

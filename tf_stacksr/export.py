@@ -16,6 +16,8 @@ import os
 
 from absl import app, flags
 
+from tf_stacksr.serving import signatures
+
 flags.DEFINE_string("model_dir", None, "Model to export: a training folder (config.json + checkpoints/), a packed model"
                     " folder, or a shipped model's name (default: the shipped pretrained model).")
 flags.DEFINE_string("export_dir", None, "Version folder to create, <model_base_path>/<integer version>, e.g. models/stacksr/1.")
@@ -24,6 +26,8 @@ flags.DEFINE_string("gan_model", None, "Second model (GAN, same architecture) to
                     " --alpha and no --model_dir: the shipped GAN model, blended into the shipped PSNR model).")
 flags.DEFINE_bool("flip_ensemble", None, "Average with the mirrored face's output (2x compute); default: the model's own setting.")
 flags.DEFINE_float("alpha", None, "Interpolation weight of --gan_model: 0 = --model_dir only, 1 = --gan_model only.")
+flags.DEFINE_integer("max_batch", signatures.MAX_BATCH, "Most faces (or encoded images) one request may hold; a"
+                     " larger request fails with a message (TF Serving itself caps nothing).", lower_bound=1)
 flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir (atomically).")
 flags.mark_flags_as_required(["export_dir"])
 FLAGS = flags.FLAGS
@@ -39,11 +43,12 @@ def main(argv):
     try:
         metadata = export_lib.export(FLAGS.model_dir, FLAGS.export_dir, all_stages=FLAGS.all_stages,
                                      gan_model=FLAGS.gan_model, alpha=FLAGS.alpha,
-                                     flip_ensemble=FLAGS.flip_ensemble, overwrite=FLAGS.overwrite)
+                                     flip_ensemble=FLAGS.flip_ensemble, overwrite=FLAGS.overwrite,
+                                     max_batch=FLAGS.max_batch)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         raise SystemExit(f"export failed: {err}") from err
     print(json.dumps({"export_dir": FLAGS.export_dir, **{k: metadata[k] for k in
-                      ("lr_size", "hr_size", "signatures", "checkpoint", "alpha")}}, indent=1))
+                      ("lr_size", "hr_size", "max_batch", "signatures", "checkpoint", "alpha")}}, indent=1))
 
 
 if __name__ == "__main__":

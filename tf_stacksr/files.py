@@ -4,6 +4,13 @@
 - Atomic writes: a reader (TF Serving watching a base path, a user's next command, a resumed
   job) never sees a half-written file or model folder, and a failed write leaves the old one in
   place: `atomic_write` (one file), `atomic_folder` (a folder), `write_png`, `write_json`.
+
+A killed writer cannot remove its hidden temporary file or folder, so each temporary name
+carries its writer (machine and process id), and the next writer removes the leftovers of dead
+ones: `atomic_folder` those of its own target, `atomic_write` those in its folder (once per
+process and folder, so writing many files stays cheap). A writer on this machine is dead when
+its process is gone; one on another machine (a shared disk) or of an older version's names,
+when its leftover is untouched for STALE_AFTER_S. A live writer's temporaries are never touched.
 """
 
 from __future__ import annotations
@@ -11,8 +18,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
+import zlib
 from typing import Any, Iterator
 
 import numpy as np
@@ -41,12 +52,106 @@ def _umask() -> int:
     return mask
 
 
+# Leftovers whose writer cannot be asked (another machine, an older version's names) are removed
+# once untouched this long: no write keeps a temporary unchanged for an hour.
+STALE_AFTER_S = 3600
+_RANDOM = "[a-z0-9_]{8}"  # tempfile's random part
+_scanned_folders: set[str] = set()  # atomic_write's folders already cleaned by this process
+
+
+def _writer_tag() -> str:
+    """8 hex digits naming this machine and PID namespace (a container's pids are its own)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return f"{zlib.crc32(f'{socket.gethostname()}|{namespace}'.encode()):08x}"
+
+
+def _writer() -> str:
+    return f"{_writer_tag()}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process: alive
+        return True
+    return True
+
+
+def _untouched_for(path: str) -> float:
+    """Seconds since anything in `path` (a file or a whole folder) last changed."""
+    newest = os.lstat(path).st_mtime
+    for root, dirs, names in os.walk(path):
+        for name in dirs + names:
+            with contextlib.suppress(OSError):
+                newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+    return time.time() - newest
+
+
+def _is_stale(path: str, tag: str | None, pid: int | None) -> bool:
+    """Whether the writer of temporary `path` is gone; tag/pid None for an older version's name."""
+    with contextlib.suppress(OSError):
+        if tag == _writer_tag():
+            return not _pid_alive(pid)
+        return _untouched_for(path) > STALE_AFTER_S
+    return False  # vanished meanwhile, or unreadable: leave it
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+
+
+def _remove_stale_folders(parent: str, base: str, target_exists: bool) -> None:
+    """Remove dead writers' `.<base>.tmp-*` folders (and `.<base>.old-*` ones while `base` exists:
+    without it, an old one may hold the only copy); never another target's."""
+    current = re.compile(rf"\.{re.escape(base)}\.(tmp|old)-([0-9a-f]{{8}})-(\d+)-{_RANDOM}")
+    legacy = re.compile(rf"\.{re.escape(base)}\.(tmp|old)-{_RANDOM}")
+    with contextlib.suppress(OSError):
+        for name in os.listdir(parent):
+            match = current.fullmatch(name)
+            tag, pid = (match.group(2), int(match.group(3))) if match else (None, None)
+            match = match or legacy.fullmatch(name)
+            if match and (match.group(1) == "tmp" or target_exists) and _is_stale(os.path.join(parent, name), tag, pid):
+                _remove(os.path.join(parent, name))
+
+
+def _remove_stale_files(folder: str) -> None:
+    """Remove dead writers' `.tmp-*` files of `atomic_write` in `folder`, once per process and folder."""
+    if folder in _scanned_folders:
+        return
+    _scanned_folders.add(folder)
+    current = re.compile(rf"\.tmp-([0-9a-f]{{8}})-(\d+)-{_RANDOM}-.+")
+    legacy = re.compile(rf"\.tmp-{_RANDOM}-.+")
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            if not name.startswith(".tmp-"):
+                continue
+            path = os.path.join(folder, name)
+            if match := current.fullmatch(name):
+                stale = _is_stale(path, match.group(1), int(match.group(2)))
+            else:
+                stale = bool(legacy.fullmatch(name)) and _is_stale(path, None, None)
+            if stale and os.path.isfile(path):
+                _remove(path)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str) -> Iterator[str]:
     """Yield a temporary path beside `path` (same extension); on success it replaces `path`."""
     folder, name = os.path.split(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=f"-{name}", dir=folder)
+    _remove_stale_files(folder)
+    handle, tmp = tempfile.mkstemp(prefix=f".tmp-{_writer()}-", suffix=f"-{name}", dir=folder)
     os.close(handle)
     try:
         yield tmp
@@ -60,16 +165,20 @@ def atomic_write(path: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def atomic_folder(target: str) -> Iterator[str]:
-    """Yield a hidden temporary folder next to `target`; on success it replaces `target`."""
+    """Yield a hidden temporary folder next to `target`; on success it replaces `target`.
+
+    First removes what dead writers of the same `target` left (module doc).
+    """
     target = os.path.normpath(target)
-    parent = os.path.dirname(os.path.abspath(target))
+    parent, base = os.path.dirname(os.path.abspath(target)), os.path.basename(target)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=parent)
+    _remove_stale_folders(parent, base, os.path.exists(target))
+    tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-{_writer()}-", dir=parent)
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide it from a server running as another user
         yield tmp
         if os.path.exists(target):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.old-", dir=parent)
+            old = tempfile.mkdtemp(prefix=f".{base}.old-{_writer()}-", dir=parent)
             os.rename(target, os.path.join(old, "folder"))
             os.rename(tmp, target)
             shutil.rmtree(old, ignore_errors=True)

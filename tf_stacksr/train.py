@@ -1,7 +1,8 @@
 """Train the stacked SR GAN: `python -m tf_stacksr.train --flagfile=configs/quickstart.flags`.
 
 Thin entry point: flags -> Config -> train_lib.train. Rerunning the same command resumes from
-the latest checkpoint in --model_dir. A flag after --flagfile overrides the file's value.
+the latest checkpoint in --model_dir (or, if that one cannot be read, the newest that can). A
+flag after --flagfile overrides the file's value.
 """
 
 from tf_stacksr import startup  # first: hides TensorFlow's start-up lines
@@ -37,7 +38,12 @@ def main(argv):
                  "The first progress line comes one to two minutes after the start for configs/quickstart.flags on 2 "
                  "idle CPU cores (later on a busy machine or for a bigger model), then one every %d steps "
                  "(--log_every)", _devices(), cfg.log_every)
-    train_lib.train(cfg)
+    from tf_stacksr.models import runs
+
+    try:
+        train_lib.train(cfg)
+    except runs.UnreadableCheckpointError as err:
+        raise SystemExit(f"train: {err}") from None
 
 
 if __name__ == "__main__":

@@ -9,6 +9,12 @@ for whole photos use `tf-stacksr enhance`). Requests use the `encoded` signature
 bytes go to the server unchanged and PNG bytes come back, so the client needs no image
 library. Standalone on purpose (copy it anywhere): needs tensorflow-serving-api for gRPC and
 only the standard library for REST. The names below mirror `tf_stacksr/signatures.py`.
+
+Limits the model enforces (docs/serving.md): at most `max_batch` faces a request (export
+--max_batch, default 256; this client sends larger sets in several requests of --max_batch);
+each file must be a JPEG, PNG, BMP or GIF whose header declares exactly the LR size (checked
+before decoding); a GIF may hold at most 2048 + 2 * lr * lr bytes. An empty request returns
+an empty batch.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import urllib.request
 
 UINT8_SIGNATURE, UINT8_INPUT, UINT8_OUTPUT = "serving_default", "lr_faces", "sr_faces"
 ENCODED_SIGNATURE, ENCODED_INPUT, ENCODED_OUTPUT = "encoded", "image_bytes", "png_bytes"
+MAX_BATCH = 256  # the export's default cap on faces a request (its metadata's "max_batch")
 
 
 # ---- gRPC: PredictRequest protos ----------------------------------------------------------
@@ -104,17 +111,24 @@ def main(argv: list[str] | None = None) -> int:
     target.add_argument("--rest", help="base URL of TF Serving's REST API, e.g. http://localhost:8501")
     parser.add_argument("--model", default="stacksr", help="model name in TF Serving (MODEL_NAME / models.config)")
     parser.add_argument("--version", type=int, help="model version (default: the newest served)")
+    parser.add_argument("--max_batch", type=int, default=MAX_BATCH,
+                        help="most faces a request; the model's export --max_batch (default %(default)s)")
     parser.add_argument("-o", "--output", required=True, help="folder for the SR faces (<input name>.png)")
     parser.add_argument("faces", nargs="+", help="aligned LR face images (JPEG/PNG) of the model's LR size")
     args = parser.parse_args(argv)
+    if args.max_batch < 1:
+        parser.error(f"--max_batch={args.max_batch}: expected a positive number of faces per request")
     images = []
     for path in args.faces:
         with open(path, "rb") as fh:
             images.append(fh.read())
-    if args.grpc:
-        pngs = png_outputs(predict_grpc(args.grpc, encoded_request(images, args.model, args.version)))
-    else:
-        pngs = png_predictions(predict_rest(args.rest, args.model, encoded_rest_body(images), args.version))
+    pngs = []
+    for start in range(0, len(images), args.max_batch):  # the model refuses larger requests
+        chunk = images[start: start + args.max_batch]
+        if args.grpc:
+            pngs += png_outputs(predict_grpc(args.grpc, encoded_request(chunk, args.model, args.version)))
+        else:
+            pngs += png_predictions(predict_rest(args.rest, args.model, encoded_rest_body(chunk), args.version))
     os.makedirs(args.output, exist_ok=True)
     for path, png in zip(args.faces, pngs):
         out = os.path.join(args.output, os.path.splitext(os.path.basename(path))[0] + ".png")

@@ -52,10 +52,11 @@ def assign_generator(source: str, generator: keras.Model) -> str:
 
 
 def weights_file(path: str) -> str:
-    """The file a model's weights are read from: a packed model's npz or a run's latest checkpoint."""
+    """The file a model's weights are read from: a packed model's npz or a run's checkpoint (the
+    one its generator was loaded from: the newest that reads)."""
     if layout.is_packed(path):
         return os.path.abspath(os.path.join(path, layout.WEIGHTS_FILE))
-    return runs.latest_checkpoint(path)
+    return runs.weights_checkpoint(path)
 
 
 def interpolate_generators(base: keras.Model, gan: keras.Model, alpha: float) -> None:

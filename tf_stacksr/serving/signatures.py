@@ -11,7 +11,8 @@ Signatures (N = batch, lr/hr = the model's LR and HR face sizes, see the metadat
   all_stages        lr_faces    uint8  [N, lr, lr, 3]  ->  stage_lr, stage_x2, ... uint8
                     (only with export --all_stages; every generator output, LR first)
 The `_bytes` suffixes make TF Serving's REST API accept and return these strings as
-{"b64": ...} objects.
+{"b64": ...} objects. N is at most the export's max_batch (metadata file; default MAX_BATCH);
+N = 0 returns empty outputs.
 """
 
 UINT8_SIGNATURE = "serving_default"
@@ -24,6 +25,9 @@ ENCODED_OUTPUT = "png_bytes"
 
 STAGES_SIGNATURE = "all_stages"
 STAGE_OUTPUT_PREFIX = "stage_"
+
+# Default cap on N, the faces of one request (export --max_batch; the metadata's "max_batch").
+MAX_BATCH = 256
 
 # JSON written next to the model (TF Serving ignores assets.extra): sizes, config, provenance.
 METADATA_FILE = "assets.extra/tf_stacksr.json"

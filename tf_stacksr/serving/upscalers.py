@@ -88,7 +88,8 @@ class SavedModelUpscaler(GeneratorUpscaler):
     """The same callable over an exported SavedModel's `serving_default` signature.
 
     Sizes come from the signature itself, so any export of this project loads without its
-    config; `cfg` is the training Config from the export's metadata file (None if absent).
+    config; `cfg` is the training Config from the export's metadata file (None if absent). Batches
+    over the export's max_batch (metadata) run in slices.
     """
 
     def __init__(self, path: str, name: str):
@@ -105,9 +106,13 @@ class SavedModelUpscaler(GeneratorUpscaler):
                              f" or output {signatures.UINT8_OUTPUT!r}; expected an export of this project")
         self.lr_size, self.hr_size = int(in_spec.shape[1]), int(out_spec.shape[1])
         self.scale = self.hr_size // self.lr_size
-        self.cfg = None
+        self.cfg, max_batch = None, None
         metadata_path = os.path.join(path, signatures.METADATA_FILE)
         if os.path.exists(metadata_path):
             with open(metadata_path) as fh:
-                self.cfg = config_lib.from_dict(json.load(fh)["config"])
-        self._run = lambda lr: signature(**{signatures.UINT8_INPUT: lr})[signatures.UINT8_OUTPUT]
+                metadata = json.load(fh)
+            self.cfg, max_batch = config_lib.from_dict(metadata["config"]), metadata.get("max_batch")
+        run = lambda lr: signature(**{signatures.UINT8_INPUT: lr})[signatures.UINT8_OUTPUT]  # noqa: E731
+        # The export refuses more than max_batch faces a call: larger batches go in slices.
+        self._run = run if not max_batch else lambda lr: tf.concat(
+            [run(lr[i: i + max_batch]) for i in range(0, max(len(lr), 1), max_batch)], axis=0)

@@ -28,7 +28,7 @@ from tf_stacksr import files, models, visualize
 from tf_stacksr.config import ARCHITECTURE_FIELDS, Config
 from tf_stacksr.data import degrade, diff_augment, jitter, pairs, pipeline
 from tf_stacksr.metrics import image as image_metrics
-from tf_stacksr.models import layout
+from tf_stacksr.models import layout, runs
 from tf_stacksr.networks import build_discriminators, build_generator
 from tf_stacksr.networks.face_descriptor import FaceDescriptor
 from tf_stacksr.networks.stacked import stage_name
@@ -107,11 +107,16 @@ class Trainer:
 
     # ---- checkpoints ---------------------------------------------------------------------
     def restore(self) -> int:
-        """Restore the chief's latest checkpoint if there is one; returns the step to continue from."""
-        latest = tf.train.latest_checkpoint(distribute.chief_checkpoint_dir(self.cfg.model_dir))
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            logging.info("Resumed from %s (step %d)", latest, int(self.step.numpy()))
+        """Restore the chief's newest readable checkpoint if there is one; returns the step to continue from.
+
+        A latest checkpoint cut short by a kill or a full disk is skipped with a warning
+        (`runs.restore_newest_readable`); training then redoes the steps since the one restored.
+        """
+        restored = runs.restore_newest_readable(
+            distribute.chief_checkpoint_dir(self.cfg.model_dir),
+            lambda prefix: self.checkpoint.restore(prefix).assert_existing_objects_matched())
+        if restored:
+            logging.info("Resumed from %s (step %d)", restored, int(self.step.numpy()))
         elif self.cfg.init_from:
             self.initialise_generator(self.cfg.init_from)
         return int(self.step.numpy())
