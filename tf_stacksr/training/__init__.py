@@ -1,0 +1,1 @@
+"""Training: the train step under tf.distribute (`train_lib`), the loss terms (`losses`), strategy and precision (`distribute`)."""
