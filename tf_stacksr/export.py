@@ -53,4 +53,4 @@ def main(argv):
 
 if __name__ == "__main__":
     startup.run(main, [("model", ["model_dir", "gan_model", "alpha", "flip_ensemble"]),
-                       ("output", ["export_dir", "all_stages", "overwrite"])])
+                       ("output", ["export_dir", "all_stages", "max_batch", "overwrite"])])
