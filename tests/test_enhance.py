@@ -234,3 +234,27 @@ def test_cli_without_model_says_what_to_do(tmp_path, monkeypatch):
         enhance.main(["-i", BILL, "-o", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match="no such file"):
         enhance.main(["-i", str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "out")])
+
+
+def test_semi_transparent_pixels_keep_their_colour(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    plain = no_face_photo()
+    ramp = np.linspace(1, 254, plain.shape[1]).round().astype(np.uint8)
+    plain_alpha = np.broadcast_to(ramp, plain.shape[:2])
+    Image.fromarray(np.dstack([plain, plain_alpha])).save(src / "plain.png")
+    face = rgb(BILL, 0.5)
+    Image.fromarray(np.dstack([face, np.full(face.shape[:2], 160, np.uint8)])).save(src / "face.png")
+    summary = photo_files.enhance_files(str(src), str(out), BicubicUpscaler(32, 128),
+                                        enhance_lib.EnhanceOptions(upscale=2), progress=False)
+    assert summary.written == 2 and summary.faces == 1
+    for name, pixels, alpha in (("plain.png", plain, plain_alpha), ("face.png", face, None)):
+        with Image.open(out / name) as image:
+            got = np.asarray(image)
+        assert got.shape[2] == 4
+        expected = cv2.resize(pixels, got.shape[1::-1], interpolation=cv2.INTER_CUBIC).astype(int)
+        corner = np.s_[:6, :6]  # far from any face
+        assert np.abs(got[corner][..., :3].astype(int) - expected[corner]).max() <= 1
+        if alpha is not None:
+            np.testing.assert_array_equal(got[..., :3], expected)
+            np.testing.assert_array_equal(got[..., 3], cv2.resize(alpha, got.shape[1::-1], interpolation=cv2.INTER_LINEAR))

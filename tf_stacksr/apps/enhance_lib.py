@@ -147,8 +147,13 @@ def output_scale(shape: tuple[int, ...], upscale: float, max_output_side: int) -
 
 
 def enhance_photo(rgb: np.ndarray, upscaler, options: EnhanceOptions,
-                  aligner: align.FaceAligner | None = None) -> PhotoResult:
-    """Super-resolve the faces of one RGB uint8 photo (see the module doc); alpha is the caller's."""
+                  aligner: align.FaceAligner | None = None, canvas_rgb: np.ndarray | None = None) -> PhotoResult:
+    """Super-resolve the faces of one RGB uint8 photo (see the module doc); alpha is the caller's.
+
+    `canvas_rgb`: the colours to upscale around the faces when they are not `rgb`'s. A photo with
+    alpha passes its own colours here and, as `rgb`, its composite on white (what the detector
+    and the model see), so no semi-transparent pixel outside a face changes colour.
+    """
     upscale, notes = output_scale(rgb.shape, options.upscale or upscaler.scale, options.max_output_side)
     height, width = rgb.shape[:2]
     out_w, out_h = max(1, round(width * upscale)), max(1, round(height * upscale))
@@ -158,7 +163,8 @@ def enhance_photo(rgb: np.ndarray, upscaler, options: EnhanceOptions,
         sr = super_resolve(upscaler, to_lr(rgb[None], upscaler.lr_size))
         image = cv2.resize(sr[0], (out_w, out_h), interpolation=cv2.INTER_AREA if out_w < sr.shape[1] else cv2.INTER_CUBIC)
         return PhotoResult(image=image, faces=[sr[0]], landmarks=[], notes=notes)
-    canvas = cv2.resize(rgb, (out_w, out_h), interpolation=cv2.INTER_AREA if upscale < 1 else cv2.INTER_CUBIC)
+    canvas = cv2.resize(rgb if canvas_rgb is None else np.ascontiguousarray(canvas_rgb), (out_w, out_h),
+                        interpolation=cv2.INTER_AREA if upscale < 1 else cv2.INTER_CUBIC)
     faces = detect_faces(aligner or align.FaceAligner(options.detector), rgb, options.detect_side)
     if options.only_largest:
         faces = faces[:1]

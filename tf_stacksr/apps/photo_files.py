@@ -17,7 +17,6 @@ from typing import Callable, Iterable
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
 
 from tf_stacksr import files
 from tf_stacksr.apps.enhance_lib import EnhanceOptions, enhance_photo
@@ -47,17 +46,16 @@ class Summary:
 
 
 def read_photo(path: str, max_side: int) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    """(RGB uint8 upright, alpha uint8 or None, conversions) of an image file; raises photos.Skip."""
+    """(RGB uint8 upright, RGBA with the photo's own colours or None, conversions) of an image
+    file. The RGB of a photo with alpha is its composite on white (for the detector and the
+    model). Raises photos.Skip."""
     with open(path, "rb") as fh:
         data = fh.read()
-    rgb, _, conversions = photos.decode_photo(data, min_side=8, max_side=max_side)
-    alpha = None
-    if photos.ALPHA in conversions:
-        with Image.open(path) as image:
-            alpha = np.asarray(ImageOps.exif_transpose(image).convert("RGBA").getchannel("A"))
-        if alpha.shape != rgb.shape[:2]:
-            alpha = cv2.resize(alpha, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
-    return rgb, alpha, [c for c in conversions if c != photos.ALPHA]
+    pixels, _, conversions = photos.decode_photo(data, min_side=8, max_side=max_side, keep_alpha=True)
+    conversions = [c for c in conversions if c != photos.ALPHA]
+    if pixels.shape[2] == 4:
+        return photos.flatten_on_white(pixels), pixels, conversions
+    return pixels, None, conversions
 
 
 def list_inputs(path: str) -> list[tuple[str, str]]:
@@ -135,9 +133,9 @@ def enhance_files(input_path: str, out_dir: str, upscaler, options: EnhanceOptio
             summary.existing += 1
             continue
         try:
-            rgb, alpha, conversions = read_photo(path, options.max_side)
-            result = enhance_photo(rgb, upscaler, options, aligner)
-            files.write_png(target, attach_alpha(result.image, alpha))
+            rgb, rgba, conversions = read_photo(path, options.max_side)
+            result = enhance_photo(rgb, upscaler, options, aligner, canvas_rgb=None if rgba is None else rgba[..., :3])
+            files.write_png(target, attach_alpha(result.image, None if rgba is None else rgba[..., 3]))
             if options.save_faces:
                 for k, face in enumerate(result.faces):
                     files.write_png(f"{os.path.splitext(target)[0]}_face{k}.png", face)
