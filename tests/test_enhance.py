@@ -5,7 +5,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, fifo_released_after
 from PIL import Image
 
 from tf_stacksr import enhance
@@ -258,3 +258,75 @@ def test_semi_transparent_pixels_keep_their_colour(tmp_path):
         if alpha is not None:
             np.testing.assert_array_equal(got[..., :3], expected)
             np.testing.assert_array_equal(got[..., 3], cv2.resize(alpha, got.shape[1::-1], interpolation=cv2.INTER_LINEAR))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX fifos and /dev/null")
+def test_only_regular_files_are_read(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    write_jpeg(src / "real.jpg", no_face_photo())
+    os.symlink(src / "real.jpg", src / "link.jpg")  # a symlink to a regular file is a photo
+    os.symlink("/dev/null", src / "device.jpg")  # /dev/zero would be read until memory ran out
+    os.mkfifo(src / "pipe.jpg")  # reading it would wait forever for a writer
+    with fifo_released_after(src / "pipe.jpg", 10):
+        summary = photo_files.enhance_files(str(src), str(tmp_path / "out"), BicubicUpscaler(64, 128),
+                                            enhance_lib.EnhanceOptions(upscale=2), progress=False)
+    log = capsys.readouterr().out
+    assert summary.files == 4 and summary.written == 2
+    assert dict(summary.skipped) == {"not_a_regular_file": 2}
+    assert "pipe.jpg: not_a_regular_file (a fifo" in log and "device.jpg: not_a_regular_file (a character device" in log
+    # A single special file as --input is skipped the same way, not "no such file".
+    single = photo_files.enhance_files(str(src / "device.jpg"), str(tmp_path / "out1"), BicubicUpscaler(64, 128),
+                                       enhance_lib.EnhanceOptions(upscale=2), progress=False)
+    assert dict(single.skipped) == {"not_a_regular_file": 1} and single.written == 0
+
+
+def test_files_over_the_size_cap_are_not_read(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    write_jpeg(src / "small.jpg", no_face_photo())
+    (src / "big.jpg").write_bytes(b"\xff" * (2**20 + 1))
+    options = enhance_lib.EnhanceOptions(upscale=2, max_file_mb=1)
+    summary = photo_files.enhance_files(str(src), str(tmp_path / "out"), BicubicUpscaler(64, 128), options,
+                                        progress=False)
+    assert summary.written == 1 and dict(summary.skipped) == {"too_large": 1}
+    assert "big.jpg: too_large (1048577 bytes > --max-file-mb=1)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="--max-file-mb=0: expected"):
+        enhance_lib.EnhanceOptions(max_file_mb=0)
+
+
+def test_outputs_never_replace_or_reenter_the_inputs(tmp_path, capsys):
+    s = tmp_path / "s"
+    s.mkdir()
+    Image.fromarray(no_face_photo()).save(s / "face.png")
+    original = (s / "face.png").read_bytes()
+    run = lambda i, o, **kw: photo_files.enhance_files(  # noqa: E731
+        str(i), str(o), BicubicUpscaler(64, 128), enhance_lib.EnhanceOptions(upscale=2, **kw), progress=False)
+    with pytest.raises(ValueError, match="--output=.* is the input folder"):
+        run(s, s, overwrite=True)
+    with pytest.raises(ValueError, match="--output=.* is the input folder"):
+        run(s, s)
+    with pytest.raises(ValueError, match="--output=.* is the folder of --input=.*face.png"):
+        run(s / "face.png", s, overwrite=True)
+    with pytest.raises(ValueError, match="--output=.*face.png: expected a folder"):
+        run(s / "face.png", s / "face.png", overwrite=True)
+    assert (s / "face.png").read_bytes() == original and os.listdir(s) == ["face.png"]
+
+    # An output folder inside the input folder is left out of the walk, and the log says so.
+    n = tmp_path / "n"
+    n.mkdir()
+    write_jpeg(n / "a.jpg", no_face_photo())
+    first, second = run(n, n / "out"), run(n, n / "out")
+    assert "is inside --input" in capsys.readouterr().out
+    assert (first.files, first.written) == (1, 1) and (second.files, second.existing, second.written) == (1, 1, 0)
+    assert not (n / "out" / "out").exists()
+
+    # An output that would land on an input file is never written, even with --overwrite.
+    x = tmp_path / "x"
+    (x / "a" / "a").mkdir(parents=True)
+    Image.fromarray(no_face_photo()).save(x / "a" / "p.png")
+    Image.fromarray(no_face_photo()[:, ::-1]).save(x / "a" / "a" / "p.png")
+    kept = (x / "a" / "p.png").read_bytes()
+    summary = run(x / "a", x, overwrite=True)
+    assert (x / "a" / "p.png").read_bytes() == kept
+    assert dict(summary.skipped) == {"output_is_an_input": 1} and summary.written == 1

@@ -37,6 +37,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-side", type=int, default=4096, help="downscale larger inputs to this long side first")
     parser.add_argument("--max-output-side", type=int, default=8192,
                         help="lower the upscale of photos whose output would exceed this long side")
+    parser.add_argument("--max-file-mb", type=int, default=256,
+                        help="skip input files larger than this many MB without reading them (default 256)")
     parser.add_argument("--overwrite", action="store_true", help="redo inputs whose output already exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
@@ -62,12 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         options = enhance_lib.EnhanceOptions(
             upscale=args.upscale, aligned=args.aligned, only_largest=args.only_largest, save_faces=args.save_faces,
             face_scale=args.face_scale, detector=args.detector, max_side=args.max_side,
-            max_output_side=args.max_output_side, overwrite=args.overwrite)
+            max_output_side=args.max_output_side, overwrite=args.overwrite, max_file_mb=args.max_file_mb)
+        photo_files.check_folders(args.input, args.output)  # before the model loads
     except ValueError as err:
         raise SystemExit(f"enhance: {err}") from None
     flip = None if args.flip_ensemble is None else args.flip_ensemble == "on"
     upscaler = load_upscaler(args.model, args.gan_model, args.alpha, flip)
-    summary = photo_files.enhance_files(args.input, args.output, upscaler, options, progress=not args.quiet)
+    try:
+        summary = photo_files.enhance_files(args.input, args.output, upscaler, options, progress=not args.quiet)
+    except ValueError as err:
+        raise SystemExit(f"enhance: {err}") from None
     print(f"enhance: {summary.line()} -> {args.output}")
     return 0 if summary.written or summary.existing or not summary.files else 1
 

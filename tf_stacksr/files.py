@@ -1,6 +1,7 @@
 """Files every part of the package reads or writes the same way.
 
 - Which files are images (`IMAGE_EXTENSIONS`) and listing them under a folder (`list_images`).
+  Reading a photo file (regular files only, with a size cap) is `data.photos.read_photo_file`.
 - Atomic writes: a reader (TF Serving watching a base path, a user's next command, a resumed
   job) never sees a half-written file or model folder, and a failed write leaves the old one in
   place: `atomic_write` (one file), `atomic_folder` (a folder), `write_png`, `write_json`.
@@ -13,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -23,14 +24,17 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 TF_IMAGE_EXTENSIONS = tuple(e for e in IMAGE_EXTENSIONS if e not in (".tif", ".tiff"))
 
 
-def list_images(folder: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[str]:
+def list_images(folder: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS, exclude: Iterable[str] = ()) -> list[str]:
     """Every image file under `folder` (recursive), sorted so the order is reproducible.
 
-    Hidden files and folders (.DS_Store, macOS ._ resource forks, .git) are not images.
+    Hidden files and folders (.DS_Store, macOS ._ resource forks, .git) are not images, and the
+    folders in `exclude` (compared after resolving symlinks) are not searched. Names are listed
+    whatever they are (a fifo or a device named x.jpg too): reading decides what is a photo.
     """
+    skip = {os.path.realpath(p) for p in exclude}
     found = []
     for root, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not (skip and os.path.realpath(os.path.join(root, d)) in skip)]
         found.extend(os.path.join(root, n) for n in names if not n.startswith(".") and n.lower().endswith(extensions))
     return sorted(found)
 

@@ -43,6 +43,7 @@ class EnhanceOptions:
     max_output_side: int = 8192
     detect_side: int = 1600
     overwrite: bool = False
+    max_file_mb: int = photos.MAX_FILE_MB  # larger files are skipped unread (too_large)
 
     def __post_init__(self) -> None:
         if self.upscale is not None and not 0.25 <= self.upscale <= 16:
@@ -55,6 +56,8 @@ class EnhanceOptions:
         for name in ("max_side", "max_output_side", "detect_side"):
             if getattr(self, name) < 64:
                 raise ValueError(f"--{name.replace('_', '-')}={getattr(self, name)}: expected at least 64 pixels")
+        if self.max_file_mb < 1:
+            raise ValueError(f"--max-file-mb={self.max_file_mb}: expected a file size cap of at least 1 MB")
 
 
 @dataclasses.dataclass
