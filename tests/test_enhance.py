@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import FIXTURES, fifo_released_after
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from tf_stacksr import enhance
 from tf_stacksr.apps import enhance_lib, photo_files
@@ -170,7 +170,7 @@ def test_batch_with_no_face_corrupt_rgba_exif_and_hostile_names(tmp_path, capsys
     out.mkdir()
     os.symlink(outside, out / "sub")
 
-    options = enhance_lib.EnhanceOptions(upscale=2, save_faces=True)
+    options = enhance_lib.EnhanceOptions(upscale=2, save_faces=True, output_format="png")  # PNG: exact pixels below
     summary = photo_files.enhance_files(str(src), str(out), BicubicUpscaler(64, 128), options, progress=False)
     log = capsys.readouterr().out
 
@@ -183,16 +183,16 @@ def test_batch_with_no_face_corrupt_rgba_exif_and_hostile_names(tmp_path, capsys
     assert "no face found" in log
     assert os.listdir(outside) == [] and not (tmp_path / "escape.png").exists()
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
-    assert "up/escape.png" in written and "line_break.png" in written  # '..' parts and odd characters gone
+    assert "up/escape.jpg.png" in written and "line_break.jpg.png" in written  # '..' parts and odd characters gone
 
     with Image.open(out / "rgba.png") as image:
         assert image.mode == "RGBA" and image.size == (250, 250)
         out_alpha = np.asarray(image)[..., 3]
     assert out_alpha[124, 124] == 255 and out_alpha[5, 5] == 0
-    with Image.open(out / "sideways.png") as image:
+    with Image.open(out / "sideways.jpg.png") as image:
         assert image.size == (250, 250)  # upright: the face was found only after applying EXIF
-    assert (out / "sideways_face0.png").exists() and (out / "group_face2.png").exists()
-    with Image.open(out / "no_face.png") as image:
+    assert (out / "sideways.jpg.face0.png").exists() and (out / "group.jpg.face2.png").exists()
+    with Image.open(out / "no_face.jpg.png") as image:
         got = np.asarray(image)
     source = np.asarray(Image.open(src / "no_face.jpg").convert("RGB"))
     np.testing.assert_array_equal(got, cv2.resize(source, got.shape[1::-1], interpolation=cv2.INTER_CUBIC))
@@ -217,47 +217,30 @@ def test_cli_with_a_trained_model_dir(tiny_run, tmp_path, capsys):
     write_jpeg(src / "group.jpg", group_photo())
     Image.fromarray(rgb(FFHQ, 16 / 256)).save(src / "aligned_lr.png")
     assert enhance.main(["-i", str(src / "group.jpg"), "-o", str(out), "--model", model_dir,
-                         "--only-largest", "--save-faces", "--quiet"]) == 0
+                         "--only-largest", "--save-faces", "--quiet", "--format=png"]) == 0
     assert "1 files: 1 written, 1 faces" in capsys.readouterr().out
-    with Image.open(out / "group_face0.png") as face:
+    with Image.open(out / "group.jpg.face0.png") as face:
         assert face.size == (64, 64)
+    with Image.open(out / "group.jpg.png") as image:
+        assert image.format == "PNG"
     assert enhance.main(["-i", str(src / "aligned_lr.png"), "-o", str(out / "aligned"), "--model", model_dir,
                          "--aligned", "--quiet"]) == 0
     with Image.open(out / "aligned" / "aligned_lr.png") as image:
         assert image.size == (64, 64)
 
 
-def test_cli_without_model_says_what_to_do(tmp_path, monkeypatch):
+def test_cli_without_model_says_what_to_do(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(zoo, "SHIPPED_DIR", str(tmp_path / "none"))
     with pytest.raises(SystemExit, match="celeba_16to64_psnr.*neither an existing model path nor a shipped model"
                                          " \\(none are installed\\)"):
         enhance.main(["-i", BILL, "-o", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match="no such file"):
         enhance.main(["-i", str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "out")])
-
-
-def test_semi_transparent_pixels_keep_their_colour(tmp_path):
-    src, out = tmp_path / "in", tmp_path / "out"
-    src.mkdir()
-    plain = no_face_photo()
-    ramp = np.linspace(1, 254, plain.shape[1]).round().astype(np.uint8)
-    plain_alpha = np.broadcast_to(ramp, plain.shape[:2])
-    Image.fromarray(np.dstack([plain, plain_alpha])).save(src / "plain.png")
-    face = rgb(BILL, 0.5)
-    Image.fromarray(np.dstack([face, np.full(face.shape[:2], 160, np.uint8)])).save(src / "face.png")
-    summary = photo_files.enhance_files(str(src), str(out), BicubicUpscaler(32, 128),
-                                        enhance_lib.EnhanceOptions(upscale=2), progress=False)
-    assert summary.written == 2 and summary.faces == 1
-    for name, pixels, alpha in (("plain.png", plain, plain_alpha), ("face.png", face, None)):
-        with Image.open(out / name) as image:
-            got = np.asarray(image)
-        assert got.shape[2] == 4
-        expected = cv2.resize(pixels, got.shape[1::-1], interpolation=cv2.INTER_CUBIC).astype(int)
-        corner = np.s_[:6, :6]  # far from any face
-        assert np.abs(got[corner][..., :3].astype(int) - expected[corner]).max() <= 1
-        if alpha is not None:
-            np.testing.assert_array_equal(got[..., :3], expected)
-            np.testing.assert_array_equal(got[..., 3], cv2.resize(alpha, got.shape[1::-1], interpolation=cv2.INTER_LINEAR))
+    with pytest.raises(SystemExit, match="--output=.* is the input folder"):  # said before any model loads
+        enhance.main(["-i", str(tmp_path), "-o", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        enhance.main(["-i", BILL, "-o", str(tmp_path / "out"), "--format=gif"])
+    assert "--format: invalid choice: 'gif'" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX fifos and /dev/null")
@@ -330,3 +313,84 @@ def test_outputs_never_replace_or_reenter_the_inputs(tmp_path, capsys):
     summary = run(x / "a", x, overwrite=True)
     assert (x / "a" / "p.png").read_bytes() == kept
     assert dict(summary.skipped) == {"output_is_an_input": 1} and summary.written == 1
+
+
+def test_output_names_are_unique_per_input_and_stable(tmp_path, capsys):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    write_jpeg(src / "plain.jpg", rgb(BILL, 0.5))
+    write_jpeg(src / "plain_face0.jpg", no_face_photo())
+    run = lambda **kw: photo_files.enhance_files(  # noqa: E731
+        str(src), str(out), BicubicUpscaler(32, 128), enhance_lib.EnhanceOptions(upscale=2, save_faces=True, **kw),
+        progress=False)
+    first = run()
+    assert (first.written, first.existing, first.faces) == (2, 0, 1)
+    assert sorted(os.listdir(out)) == ["plain.jpg", "plain.jpg.face0.png", "plain_face0.jpg"]
+    # A photo added later under the same stem gets its own output; nothing done before is redone.
+    Image.fromarray(no_face_photo()).save(src / "plain.png")
+    second = run()
+    assert (second.written, second.existing) == (1, 2) and (out / "plain.png").exists()
+    # Outputs that two inputs would share are refused for both, named, never "already done".
+    Image.fromarray(no_face_photo()).save(src / "plain.jpg.png")
+    third = run(output_format="png")
+    assert dict(third.skipped) == {"output_name_clash": 2} and third.written == 1  # plain_face0.jpg.png
+    log = capsys.readouterr().out
+    assert "plain.jpg: output_name_clash (its output plain.jpg.png is also the output of" in log
+    assert "plain.png" not in str(third.skipped_files)
+
+
+def test_semi_transparent_pixels_keep_their_colour(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    plain = no_face_photo()
+    ramp = np.linspace(1, 254, plain.shape[1]).round().astype(np.uint8)
+    plain_alpha = np.broadcast_to(ramp, plain.shape[:2])
+    Image.fromarray(np.dstack([plain, plain_alpha])).save(src / "plain.png")
+    face = rgb(BILL, 0.5)
+    Image.fromarray(np.dstack([face, np.full(face.shape[:2], 160, np.uint8)])).save(src / "face.png")
+    summary = photo_files.enhance_files(str(src), str(out), BicubicUpscaler(32, 128),
+                                        enhance_lib.EnhanceOptions(upscale=2), progress=False)
+    assert summary.written == 2 and summary.faces == 1
+    for name, pixels, alpha in (("plain.png", plain, plain_alpha), ("face.png", face, None)):
+        with Image.open(out / name) as image:
+            got = np.asarray(image)
+        assert got.shape[2] == 4
+        expected = cv2.resize(pixels, got.shape[1::-1], interpolation=cv2.INTER_CUBIC).astype(int)
+        corner = np.s_[:6, :6]  # far from any face
+        assert np.abs(got[corner][..., :3].astype(int) - expected[corner]).max() <= 1
+        if alpha is not None:
+            np.testing.assert_array_equal(got[..., :3], expected)
+            np.testing.assert_array_equal(got[..., 3], cv2.resize(alpha, got.shape[1::-1], interpolation=cv2.INTER_LINEAR))
+
+
+def test_outputs_keep_the_input_format(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    photo = no_face_photo()
+    write_jpeg(src / "photo.jpg", photo)
+    Image.fromarray(photo).save(src / "lossless.png")
+    Image.fromarray(np.dstack([photo, np.full(photo.shape[:2], 200, np.uint8)])).save(src / "cutout.png")
+    Image.fromarray(photo).convert("P").save(src / "anim.gif")
+    run = lambda folder, **kw: photo_files.enhance_files(  # noqa: E731
+        str(src), str(folder), BicubicUpscaler(64, 128), enhance_lib.EnhanceOptions(upscale=2, **kw), progress=False)
+    assert run(out).written == 4
+    assert sorted(os.listdir(out)) == ["anim.gif.png", "cutout.png", "lossless.png", "photo.jpg"]
+    for name, fmt in (("lossless.png", "PNG"), ("anim.gif.png", "PNG"), ("cutout.png", "PNG")):
+        with Image.open(out / name) as image:
+            assert image.format == fmt
+
+    assert run(tmp_path / "png", output_format="png").written == 4
+    assert sorted(os.listdir(tmp_path / "png")) == ["anim.gif.png", "cutout.png", "lossless.png", "photo.jpg.png"]
+    with Image.open(out / "photo.jpg") as image:
+        assert image.format == "JPEG" and JpegImagePlugin.get_sampling(image) == 0  # 4:4:4, no chroma subsampling
+        jpeg = np.asarray(image.convert("RGB")).astype(float)
+    with Image.open(tmp_path / "png" / "photo.jpg.png") as image:
+        png = np.asarray(image).astype(float)
+    assert 10 * np.log10(255**2 / np.mean((jpeg - png) ** 2)) > 40  # quality 95: close to the lossless output
+    assert os.path.getsize(out / "photo.jpg") < os.path.getsize(tmp_path / "png" / "photo.jpg.png") / 2
+    assert run(tmp_path / "jpeg", output_format="jpeg").written == 4
+    assert sorted(os.listdir(tmp_path / "jpeg")) == ["anim.gif.jpg", "cutout.png", "lossless.png.jpg", "photo.jpg"]
+    with Image.open(tmp_path / "jpeg" / "cutout.png") as image:  # JPEG has no alpha: kept as PNG
+        assert image.format == "PNG" and image.mode == "RGBA"
+    with pytest.raises(ValueError, match="--format='gif': expected one of same, png, jpeg"):
+        enhance_lib.EnhanceOptions(output_format="gif")

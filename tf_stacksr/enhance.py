@@ -3,8 +3,9 @@
 Also `python -m tf_stacksr.enhance ...`. Thin entry: arguments -> `EnhanceOptions`, the model
 (the shipped pretrained one by default, else a training model_dir, packed model or exported
 SavedModel; optionally blended with a GAN model by --alpha) -> `apps.photo_files.enhance_files`.
-Writes OUT_DIR/<input name>.png (alpha kept), and with --save-faces the super-resolved aligned
-faces as <name>_face<k>.png.
+Writes OUT_DIR/<input name> in the input's own format (alpha kept; --format=png|jpeg, or a format
+that cannot hold the photo, appends .png/.jpg: photo.jpg.png), and with --save-faces the
+super-resolved aligned faces as <input name>.face<k>.png. The names are in `apps.photo_files`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-side", type=int, default=4096, help="downscale larger inputs to this long side first")
     parser.add_argument("--max-output-side", type=int, default=8192,
                         help="lower the upscale of photos whose output would exceed this long side")
+    parser.add_argument("--format", dest="output_format", choices=("same", "png", "jpeg"), default="same",
+                        help="output format: same (default) keeps the input's (JPEG at quality 95 without chroma"
+                             " subsampling, PNG stays PNG; GIF, and alpha in JPEG or BMP, become PNG), or png or jpeg"
+                             " for every output (appended to the name: photo.jpg.png)")
     parser.add_argument("--max-file-mb", type=int, default=256,
                         help="skip input files larger than this many MB without reading them (default 256)")
     parser.add_argument("--overwrite", action="store_true", help="redo inputs whose output already exists")
@@ -64,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         options = enhance_lib.EnhanceOptions(
             upscale=args.upscale, aligned=args.aligned, only_largest=args.only_largest, save_faces=args.save_faces,
             face_scale=args.face_scale, detector=args.detector, max_side=args.max_side,
-            max_output_side=args.max_output_side, overwrite=args.overwrite, max_file_mb=args.max_file_mb)
+            max_output_side=args.max_output_side, overwrite=args.overwrite, max_file_mb=args.max_file_mb,
+            output_format=args.output_format)
         photo_files.check_folders(args.input, args.output)  # before the model loads
     except ValueError as err:
         raise SystemExit(f"enhance: {err}") from None

@@ -4,7 +4,8 @@
   Reading a photo file (regular files only, with a size cap) is `data.photos.read_photo_file`.
 - Atomic writes: a reader (TF Serving watching a base path, a user's next command, a resumed
   job) never sees a half-written file or model folder, and a failed write leaves the old one in
-  place: `atomic_write` (one file), `atomic_folder` (a folder), `write_png`, `write_json`.
+  place: `atomic_write` (one file), `atomic_folder` (a folder), `write_image`, `write_png`,
+  `write_json`.
 """
 
 from __future__ import annotations
@@ -84,12 +85,18 @@ def atomic_folder(target: str) -> Iterator[str]:
         raise
 
 
-def write_png(path: str, image: np.ndarray) -> None:
-    """uint8 RGB, RGBA or grey `image` -> PNG at `path`, atomically."""
+def write_image(path: str, image: np.ndarray, image_format: str = "PNG", **params: Any) -> None:
+    """uint8 RGB, RGBA or grey `image` -> `path` in a Pillow format (PNG, JPEG, ...), atomically;
+    `params` go to Pillow's save (quality=95, ...)."""
     from PIL import Image
 
     with atomic_write(path) as tmp:
-        Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format="PNG")
+        Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format=image_format, **params)
+
+
+def write_png(path: str, image: np.ndarray) -> None:
+    """uint8 RGB, RGBA or grey `image` -> PNG at `path`, atomically."""
+    write_image(path, image, "PNG")
 
 
 def write_json(path: str, value: Any) -> None:

@@ -28,6 +28,8 @@ from tf_stacksr.data import align, pairs, photos
 FACE_BATCH = 16
 # A reason to skip a file besides `photos.Skip` reasons.
 NOT_SQUARE = "aligned_input_not_square"
+# --format: the input's own format (JPEG stays JPEG, PNG stays PNG, ...), or always PNG or JPEG.
+OUTPUT_FORMATS = ("same", "png", "jpeg")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +46,7 @@ class EnhanceOptions:
     detect_side: int = 1600
     overwrite: bool = False
     max_file_mb: int = photos.MAX_FILE_MB  # larger files are skipped unread (too_large)
+    output_format: str = "same"  # one of OUTPUT_FORMATS (photo_files names and writes the outputs)
 
     def __post_init__(self) -> None:
         if self.upscale is not None and not 0.25 <= self.upscale <= 16:
@@ -58,6 +61,8 @@ class EnhanceOptions:
                 raise ValueError(f"--{name.replace('_', '-')}={getattr(self, name)}: expected at least 64 pixels")
         if self.max_file_mb < 1:
             raise ValueError(f"--max-file-mb={self.max_file_mb}: expected a file size cap of at least 1 MB")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"--format={self.output_format!r}: expected one of {', '.join(OUTPUT_FORMATS)}")
 
 
 @dataclasses.dataclass
