@@ -394,3 +394,14 @@ def test_outputs_keep_the_input_format(tmp_path):
         assert image.format == "PNG" and image.mode == "RGBA"
     with pytest.raises(ValueError, match="--format='gif': expected one of same, png, jpeg"):
         enhance_lib.EnhanceOptions(output_format="gif")
+
+
+def test_cnn_detector_finds_the_face_of_a_small_photo(aligner):
+    # A 64 px LFW photo (face ~28 px): dlib's CNN needs faces of ~80 px, so the photo is doubled
+    # twice first; doubled once (as before) it found no face where HOG found one.
+    small = rgb(FIDEL, 64 / 250)
+    assert len(aligner.detect(small)) == 1
+    options = enhance_lib.EnhanceOptions(detector="cnn", upscale=1)
+    result = enhance_lib.enhance_photo(small, BicubicUpscaler(16, 64), options)
+    assert len(result.faces) == 1
+    assert [enhance_lib.cnn_upsample((h, h)) for h in (64, 450, 451, 900, 901, 1600)] == [2, 2, 1, 1, 0, 0]

@@ -39,8 +39,8 @@ import numpy as np
 from PIL import features
 
 from tf_stacksr import files
-from tf_stacksr.apps.enhance_lib import EnhanceOptions, enhance_photo
-from tf_stacksr.data import align, photos
+from tf_stacksr.apps.enhance_lib import EnhanceOptions, enhance_photo, make_aligner
+from tf_stacksr.data import photos
 
 # Reasons a file is skipped besides `photos.Skip` reasons.
 UNSAFE_NAME = "unsafe_output_path"
@@ -252,7 +252,7 @@ def enhance_files(input_path: str, out_dir: str, upscaler, options: EnhanceOptio
     inputs = list_inputs(input_path, exclude=[excluded] if excluded else [])
     input_files = {os.path.realpath(path) for path, _ in inputs}
     plan = plan_outputs(inputs, out_dir, options.output_format, options.save_faces)
-    aligner = None if options.aligned else align.FaceAligner(options.detector)
+    aligner = None if options.aligned else make_aligner(options.detector)
     summary = Summary(files=len(plan))
     bar = tqdm(plan, unit="photo", disable=not progress, desc="enhance")
     say = tqdm.write if progress else log

@@ -63,7 +63,9 @@ class PrepareOptions:
 
     size: int = option(128, "Side of the aligned square crop in pixels (the HR size, e.g. 64, 128, 256).")
     face_scale: float = option(0.7, "Fraction of the crop side the face box spans (paper: about 0.7).")
-    detector: str = option("hog", "Face detector: hog (fast) or cnn (dlib mmod; slower, finds more faces).")
+    detector: str = option("hog", "Face detector: hog (fast) or cnn (dlib mmod: also turned faces, about 100x slower on a"
+                                  " CPU; needs faces of ~80 px after --upsample, so at the same --upsample it finds fewer"
+                                  " small faces than hog).")
     upsample: int = option(-1, "dlib upsampling passes before detection; -1 = 1 for photos up to 800 px, else 0.")
     all_faces: bool = option(False, "Write every face of a photo instead of only the largest.")
     min_side: int = option(32, "Skip photos whose short side is below this (too_small).")
