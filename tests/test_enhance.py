@@ -121,12 +121,12 @@ def test_only_largest_and_output_cap(aligner):
     assert any("upscale lowered" in note for note in result.notes)
 
 
-def test_big_input_is_capped_on_decode(tmp_path, capsys):
+def test_big_input_is_capped_on_decode(tmp_path, capsys, aligner):
     photo = cv2.resize(group_photo(), None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)  # 1264 x 448
     Image.fromarray(photo).save(tmp_path / "big.png")
     options = enhance_lib.EnhanceOptions(upscale=2, max_side=640, max_output_side=1000)
     summary = photo_files.enhance_files(str(tmp_path / "big.png"), str(tmp_path / "out"), BicubicUpscaler(64, 128),
-                                        options, progress=False)
+                                        options, progress=False, aligner=aligner)
     assert summary.faces == 3
     assert "downscaled_large" in capsys.readouterr().out
     with Image.open(tmp_path / "out" / "big.png") as image:
@@ -143,7 +143,7 @@ def write_jpeg(path, image, **kwargs):
     Image.fromarray(image).save(path, format="JPEG", quality=95, **kwargs)
 
 
-def test_batch_with_no_face_corrupt_rgba_exif_and_hostile_names(tmp_path, capsys):
+def test_batch_with_no_face_corrupt_rgba_exif_and_hostile_names(tmp_path, capsys, aligner, monkeypatch):
     src, out, outside = tmp_path / "in", tmp_path / "out", tmp_path / "outside"
     (src / "sub").mkdir(parents=True)
     outside.mkdir()
@@ -171,7 +171,8 @@ def test_batch_with_no_face_corrupt_rgba_exif_and_hostile_names(tmp_path, capsys
     os.symlink(outside, out / "sub")
 
     options = enhance_lib.EnhanceOptions(upscale=2, save_faces=True, output_format="png")  # PNG: exact pixels below
-    summary = photo_files.enhance_files(str(src), str(out), BicubicUpscaler(64, 128), options, progress=False)
+    summary = photo_files.enhance_files(str(src), str(out), BicubicUpscaler(64, 128), options, progress=False,
+                                        aligner=aligner)
     log = capsys.readouterr().out
 
     assert summary.files == 10 and summary.written == 6
@@ -197,7 +198,8 @@ def test_batch_with_no_face_corrupt_rgba_exif_and_hostile_names(tmp_path, capsys
     source = np.asarray(Image.open(src / "no_face.jpg").convert("RGB"))
     np.testing.assert_array_equal(got, cv2.resize(source, got.shape[1::-1], interpolation=cv2.INTER_CUBIC))
 
-    # A second run keeps finished outputs and redoes nothing.
+    # A second run keeps finished outputs and redoes nothing, not even loading a face detector.
+    monkeypatch.setattr(photo_files, "make_aligner", lambda detector: pytest.fail("loaded a detector for nothing"))
     again = photo_files.enhance_files(str(src), str(out), BicubicUpscaler(64, 128), options, progress=False)
     assert again.existing == 6 and again.written == 0
 
@@ -244,7 +246,7 @@ def test_cli_without_model_says_what_to_do(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX fifos and /dev/null")
-def test_only_regular_files_are_read(tmp_path, capsys):
+def test_only_regular_files_are_read(tmp_path, capsys, aligner):
     src = tmp_path / "in"
     src.mkdir()
     write_jpeg(src / "real.jpg", no_face_photo())
@@ -253,38 +255,39 @@ def test_only_regular_files_are_read(tmp_path, capsys):
     os.mkfifo(src / "pipe.jpg")  # reading it would wait forever for a writer
     with fifo_released_after(src / "pipe.jpg", 10):
         summary = photo_files.enhance_files(str(src), str(tmp_path / "out"), BicubicUpscaler(64, 128),
-                                            enhance_lib.EnhanceOptions(upscale=2), progress=False)
+                                            enhance_lib.EnhanceOptions(upscale=2), progress=False, aligner=aligner)
     log = capsys.readouterr().out
     assert summary.files == 4 and summary.written == 2
     assert dict(summary.skipped) == {"not_a_regular_file": 2}
     assert "pipe.jpg: not_a_regular_file (a fifo" in log and "device.jpg: not_a_regular_file (a character device" in log
     # A single special file as --input is skipped the same way, not "no such file".
     single = photo_files.enhance_files(str(src / "device.jpg"), str(tmp_path / "out1"), BicubicUpscaler(64, 128),
-                                       enhance_lib.EnhanceOptions(upscale=2), progress=False)
+                                       enhance_lib.EnhanceOptions(upscale=2), progress=False, aligner=aligner)
     assert dict(single.skipped) == {"not_a_regular_file": 1} and single.written == 0
 
 
-def test_files_over_the_size_cap_are_not_read(tmp_path, capsys):
+def test_files_over_the_size_cap_are_not_read(tmp_path, capsys, aligner):
     src = tmp_path / "in"
     src.mkdir()
     write_jpeg(src / "small.jpg", no_face_photo())
     (src / "big.jpg").write_bytes(b"\xff" * (2**20 + 1))
     options = enhance_lib.EnhanceOptions(upscale=2, max_file_mb=1)
     summary = photo_files.enhance_files(str(src), str(tmp_path / "out"), BicubicUpscaler(64, 128), options,
-                                        progress=False)
+                                        progress=False, aligner=aligner)
     assert summary.written == 1 and dict(summary.skipped) == {"too_large": 1}
     assert "big.jpg: too_large (1048577 bytes > --max-file-mb=1)" in capsys.readouterr().out
     with pytest.raises(ValueError, match="--max-file-mb=0: expected"):
         enhance_lib.EnhanceOptions(max_file_mb=0)
 
 
-def test_outputs_never_replace_or_reenter_the_inputs(tmp_path, capsys):
+def test_outputs_never_replace_or_reenter_the_inputs(tmp_path, capsys, aligner):
     s = tmp_path / "s"
     s.mkdir()
     Image.fromarray(no_face_photo()).save(s / "face.png")
     original = (s / "face.png").read_bytes()
     run = lambda i, o, **kw: photo_files.enhance_files(  # noqa: E731
-        str(i), str(o), BicubicUpscaler(64, 128), enhance_lib.EnhanceOptions(upscale=2, **kw), progress=False)
+        str(i), str(o), BicubicUpscaler(64, 128), enhance_lib.EnhanceOptions(upscale=2, **kw), progress=False,
+        aligner=aligner)
     with pytest.raises(ValueError, match="--output=.* is the input folder"):
         run(s, s, overwrite=True)
     with pytest.raises(ValueError, match="--output=.* is the input folder"):
@@ -315,14 +318,14 @@ def test_outputs_never_replace_or_reenter_the_inputs(tmp_path, capsys):
     assert dict(summary.skipped) == {"output_is_an_input": 1} and summary.written == 1
 
 
-def test_output_names_are_unique_per_input_and_stable(tmp_path, capsys):
+def test_output_names_are_unique_per_input_and_stable(tmp_path, capsys, aligner):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     write_jpeg(src / "plain.jpg", rgb(BILL, 0.5))
     write_jpeg(src / "plain_face0.jpg", no_face_photo())
     run = lambda **kw: photo_files.enhance_files(  # noqa: E731
         str(src), str(out), BicubicUpscaler(32, 128), enhance_lib.EnhanceOptions(upscale=2, save_faces=True, **kw),
-        progress=False)
+        progress=False, aligner=aligner)
     first = run()
     assert (first.written, first.existing, first.faces) == (2, 0, 1)
     assert sorted(os.listdir(out)) == ["plain.jpg", "plain.jpg.face0.png", "plain_face0.jpg"]
@@ -339,7 +342,7 @@ def test_output_names_are_unique_per_input_and_stable(tmp_path, capsys):
     assert "plain.png" not in str(third.skipped_files)
 
 
-def test_semi_transparent_pixels_keep_their_colour(tmp_path):
+def test_semi_transparent_pixels_keep_their_colour(tmp_path, aligner):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     plain = no_face_photo()
@@ -349,7 +352,7 @@ def test_semi_transparent_pixels_keep_their_colour(tmp_path):
     face = rgb(BILL, 0.5)
     Image.fromarray(np.dstack([face, np.full(face.shape[:2], 160, np.uint8)])).save(src / "face.png")
     summary = photo_files.enhance_files(str(src), str(out), BicubicUpscaler(32, 128),
-                                        enhance_lib.EnhanceOptions(upscale=2), progress=False)
+                                        enhance_lib.EnhanceOptions(upscale=2), progress=False, aligner=aligner)
     assert summary.written == 2 and summary.faces == 1
     for name, pixels, alpha in (("plain.png", plain, plain_alpha), ("face.png", face, None)):
         with Image.open(out / name) as image:
@@ -360,10 +363,11 @@ def test_semi_transparent_pixels_keep_their_colour(tmp_path):
         assert np.abs(got[corner][..., :3].astype(int) - expected[corner]).max() <= 1
         if alpha is not None:
             np.testing.assert_array_equal(got[..., :3], expected)
-            np.testing.assert_array_equal(got[..., 3], cv2.resize(alpha, got.shape[1::-1], interpolation=cv2.INTER_LINEAR))
+            resized = cv2.resize(alpha, got.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+            np.testing.assert_array_equal(got[..., 3], resized)
 
 
-def test_outputs_keep_the_input_format(tmp_path):
+def test_outputs_keep_the_input_format(tmp_path, aligner):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     photo = no_face_photo()
@@ -372,7 +376,8 @@ def test_outputs_keep_the_input_format(tmp_path):
     Image.fromarray(np.dstack([photo, np.full(photo.shape[:2], 200, np.uint8)])).save(src / "cutout.png")
     Image.fromarray(photo).convert("P").save(src / "anim.gif")
     run = lambda folder, **kw: photo_files.enhance_files(  # noqa: E731
-        str(src), str(folder), BicubicUpscaler(64, 128), enhance_lib.EnhanceOptions(upscale=2, **kw), progress=False)
+        str(src), str(folder), BicubicUpscaler(64, 128), enhance_lib.EnhanceOptions(upscale=2, **kw), progress=False,
+        aligner=aligner)
     assert run(out).written == 4
     assert sorted(os.listdir(out)) == ["anim.gif.png", "cutout.png", "lossless.png", "photo.jpg"]
     for name, fmt in (("lossless.png", "PNG"), ("anim.gif.png", "PNG"), ("cutout.png", "PNG")):

@@ -355,8 +355,8 @@ def test_files_over_the_size_cap_are_not_read(tmp_path):
     src = tmp_path / "photos"
     src.mkdir()
     shutil.move(str(path), src / "big.jpg")
-    manifest = prepare.prepare(str(src), str(tmp_path / "out"), prepare.PrepareOptions(size=64, max_file_mb=1, split="none", workers=1),
-                               progress=False)
+    options = prepare.PrepareOptions(size=64, max_file_mb=1, split="none", workers=1)
+    manifest = prepare.prepare(str(src), str(tmp_path / "out"), options, progress=False)
     assert manifest["skipped_files"] == {"too_large": ["big.jpg: 1048577 bytes > --max_file_mb=1"]}
     with pytest.raises(ValueError, match="--max_file_mb=0: expected"):
         prepare.PrepareOptions(max_file_mb=0)

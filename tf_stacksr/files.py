@@ -35,7 +35,8 @@ def list_images(folder: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS, exc
     skip = {os.path.realpath(p) for p in exclude}
     found = []
     for root, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".") and not (skip and os.path.realpath(os.path.join(root, d)) in skip)]
+        dirs[:] = [d for d in dirs
+                   if not d.startswith(".") and not (skip and os.path.realpath(os.path.join(root, d)) in skip)]
         found.extend(os.path.join(root, n) for n in names if not n.startswith(".") and n.lower().endswith(extensions))
     return sorted(found)
 

@@ -239,10 +239,12 @@ def write_output(item: Planned, image: np.ndarray) -> str:
 
 
 def enhance_files(input_path: str, out_dir: str, upscaler, options: EnhanceOptions, *,
-                  progress: bool = True, log: Callable[[str], None] = print) -> Summary:
+                  progress: bool = True, log: Callable[[str], None] = print, aligner=None) -> Summary:
     """Enhance one photo or every photo under a folder into `out_dir`; returns the counts.
 
-    Raises ValueError (naming --input / --output) when `out_dir` would replace the inputs.
+    `aligner`: the face detector to use (default: `make_aligner(options.detector)`, loaded when
+    the first photo needs it: several seconds for dlib). Raises ValueError (naming --input /
+    --output) when `out_dir` would replace the inputs.
     """
     from tqdm import tqdm
 
@@ -252,7 +254,6 @@ def enhance_files(input_path: str, out_dir: str, upscaler, options: EnhanceOptio
     inputs = list_inputs(input_path, exclude=[excluded] if excluded else [])
     input_files = {os.path.realpath(path) for path, _ in inputs}
     plan = plan_outputs(inputs, out_dir, options.output_format, options.save_faces)
-    aligner = None if options.aligned else make_aligner(options.detector)
     summary = Summary(files=len(plan))
     bar = tqdm(plan, unit="photo", disable=not progress, desc="enhance")
     say = tqdm.write if progress else log
@@ -272,6 +273,8 @@ def enhance_files(input_path: str, out_dir: str, upscaler, options: EnhanceOptio
             continue
         try:
             rgb, rgba, conversions = read_photo(path, options)
+            if aligner is None and not options.aligned:
+                aligner = make_aligner(options.detector)
             result = enhance_photo(rgb, upscaler, options, aligner, canvas_rgb=None if rgba is None else rgba[..., :3])
             write_output(item, attach_alpha(result.image, None if rgba is None else rgba[..., 3]))
             if options.save_faces:
