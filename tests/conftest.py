@@ -9,8 +9,10 @@ Two lanes:
 Mark a new test `@pytest.mark.slow` when it trains in a subprocess or takes over ~3 s.
 """
 
+import contextlib
 import os
 import pathlib
+import threading
 
 import pytest
 
@@ -53,6 +55,29 @@ def tiny_model_dir(path, seed=0, **overrides) -> str:
     config_lib.save_json(cfg, os.path.join(cfg.model_dir, "config.json"))
     trainer.save()
     return cfg.model_dir
+
+
+@contextlib.contextmanager
+def fifo_released_after(fifo, seconds):
+    """Opens `fifo` for writing after `seconds` and closes it, so code that blocks reading it gets
+    EOF instead of hanging the test run."""
+    done = threading.Event()
+
+    def writer():
+        if not done.wait(seconds):
+            with open(fifo, "wb"):
+                pass
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if thread.is_alive():  # it may be blocked opening the fifo: give it a reader
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+            thread.join(5)
+            os.close(fd)
 
 
 @pytest.fixture

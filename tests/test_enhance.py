@@ -5,8 +5,8 @@ import os
 import cv2
 import numpy as np
 import pytest
-from conftest import FIXTURES
-from PIL import Image
+from conftest import FIXTURES, fifo_released_after
+from PIL import Image, JpegImagePlugin
 
 from tf_stacksr import enhance
 from tf_stacksr.apps import enhance_lib, photo_files
@@ -121,12 +121,12 @@ def test_only_largest_and_output_cap(aligner):
     assert any("upscale lowered" in note for note in result.notes)
 
 
-def test_big_input_is_capped_on_decode(tmp_path, capsys):
+def test_big_input_is_capped_on_decode(tmp_path, capsys, aligner):
     photo = cv2.resize(group_photo(), None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)  # 1264 x 448
     Image.fromarray(photo).save(tmp_path / "big.png")
     options = enhance_lib.EnhanceOptions(upscale=2, max_side=640, max_output_side=1000)
     summary = photo_files.enhance_files(str(tmp_path / "big.png"), str(tmp_path / "out"), BicubicUpscaler(64, 128),
-                                        options, progress=False)
+                                        options, progress=False, aligner=aligner)
     assert summary.faces == 3
     assert "downscaled_large" in capsys.readouterr().out
     with Image.open(tmp_path / "out" / "big.png") as image:
@@ -143,7 +143,7 @@ def write_jpeg(path, image, **kwargs):
     Image.fromarray(image).save(path, format="JPEG", quality=95, **kwargs)
 
 
-def test_batch_with_no_face_corrupt_rgba_exif_and_hostile_names(tmp_path, capsys):
+def test_batch_with_no_face_corrupt_rgba_exif_and_hostile_names(tmp_path, capsys, aligner, monkeypatch):
     src, out, outside = tmp_path / "in", tmp_path / "out", tmp_path / "outside"
     (src / "sub").mkdir(parents=True)
     outside.mkdir()
@@ -170,8 +170,9 @@ def test_batch_with_no_face_corrupt_rgba_exif_and_hostile_names(tmp_path, capsys
     out.mkdir()
     os.symlink(outside, out / "sub")
 
-    options = enhance_lib.EnhanceOptions(upscale=2, save_faces=True)
-    summary = photo_files.enhance_files(str(src), str(out), BicubicUpscaler(64, 128), options, progress=False)
+    options = enhance_lib.EnhanceOptions(upscale=2, save_faces=True, output_format="png")  # PNG: exact pixels below
+    summary = photo_files.enhance_files(str(src), str(out), BicubicUpscaler(64, 128), options, progress=False,
+                                        aligner=aligner)
     log = capsys.readouterr().out
 
     assert summary.files == 10 and summary.written == 6
@@ -183,21 +184,22 @@ def test_batch_with_no_face_corrupt_rgba_exif_and_hostile_names(tmp_path, capsys
     assert "no face found" in log
     assert os.listdir(outside) == [] and not (tmp_path / "escape.png").exists()
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
-    assert "up/escape.png" in written and "line_break.png" in written  # '..' parts and odd characters gone
+    assert "up/escape.jpg.png" in written and "line_break.jpg.png" in written  # '..' parts and odd characters gone
 
     with Image.open(out / "rgba.png") as image:
         assert image.mode == "RGBA" and image.size == (250, 250)
         out_alpha = np.asarray(image)[..., 3]
     assert out_alpha[124, 124] == 255 and out_alpha[5, 5] == 0
-    with Image.open(out / "sideways.png") as image:
+    with Image.open(out / "sideways.jpg.png") as image:
         assert image.size == (250, 250)  # upright: the face was found only after applying EXIF
-    assert (out / "sideways_face0.png").exists() and (out / "group_face2.png").exists()
-    with Image.open(out / "no_face.png") as image:
+    assert (out / "sideways.jpg.face0.png").exists() and (out / "group.jpg.face2.png").exists()
+    with Image.open(out / "no_face.jpg.png") as image:
         got = np.asarray(image)
     source = np.asarray(Image.open(src / "no_face.jpg").convert("RGB"))
     np.testing.assert_array_equal(got, cv2.resize(source, got.shape[1::-1], interpolation=cv2.INTER_CUBIC))
 
-    # A second run keeps finished outputs and redoes nothing.
+    # A second run keeps finished outputs and redoes nothing, not even loading a face detector.
+    monkeypatch.setattr(photo_files, "make_aligner", lambda detector: pytest.fail("loaded a detector for nothing"))
     again = photo_files.enhance_files(str(src), str(out), BicubicUpscaler(64, 128), options, progress=False)
     assert again.existing == 6 and again.written == 0
 
@@ -217,20 +219,202 @@ def test_cli_with_a_trained_model_dir(tiny_run, tmp_path, capsys):
     write_jpeg(src / "group.jpg", group_photo())
     Image.fromarray(rgb(FFHQ, 16 / 256)).save(src / "aligned_lr.png")
     assert enhance.main(["-i", str(src / "group.jpg"), "-o", str(out), "--model", model_dir,
-                         "--only-largest", "--save-faces", "--quiet"]) == 0
+                         "--only-largest", "--save-faces", "--quiet", "--format=png"]) == 0
     assert "1 files: 1 written, 1 faces" in capsys.readouterr().out
-    with Image.open(out / "group_face0.png") as face:
+    with Image.open(out / "group.jpg.face0.png") as face:
         assert face.size == (64, 64)
+    with Image.open(out / "group.jpg.png") as image:
+        assert image.format == "PNG"
     assert enhance.main(["-i", str(src / "aligned_lr.png"), "-o", str(out / "aligned"), "--model", model_dir,
                          "--aligned", "--quiet"]) == 0
     with Image.open(out / "aligned" / "aligned_lr.png") as image:
         assert image.size == (64, 64)
+    # Exit 1 only when nothing could be written; the summary says why.
+    (src / "notes.jpg").write_bytes(b"not a photo")
+    capsys.readouterr()
+    assert enhance.main(["-i", str(src / "notes.jpg"), "-o", str(out / "bad"), "--model", model_dir, "--quiet"]) == 1
+    assert "1 files: 0 written, 0 faces (0 photos without faces), 0 already done, 1 skipped (not_an_image: 1)" in \
+        capsys.readouterr().out
+    assert enhance.main(["-i", str(src), "-o", str(out / "all"), "--model", model_dir, "--quiet", "--aligned"]) == 0
+    assert "3 files: 1 written, 1 faces (0 photos without faces), 0 already done, 2 skipped" in capsys.readouterr().out
 
 
-def test_cli_without_model_says_what_to_do(tmp_path, monkeypatch):
+def test_cli_without_model_says_what_to_do(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(zoo, "SHIPPED_DIR", str(tmp_path / "none"))
     with pytest.raises(SystemExit, match="celeba_16to64_psnr.*neither an existing model path nor a shipped model"
                                          " \\(none are installed\\)"):
         enhance.main(["-i", BILL, "-o", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match="no such file"):
         enhance.main(["-i", str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match="--output=.* is the input folder"):  # said before any model loads
+        enhance.main(["-i", str(tmp_path), "-o", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        enhance.main(["-i", BILL, "-o", str(tmp_path / "out"), "--format=gif"])
+    assert "--format: invalid choice: 'gif'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX fifos and /dev/null")
+def test_only_regular_files_are_read(tmp_path, capsys, aligner):
+    src = tmp_path / "in"
+    src.mkdir()
+    write_jpeg(src / "real.jpg", no_face_photo())
+    os.symlink(src / "real.jpg", src / "link.jpg")  # a symlink to a regular file is a photo
+    os.symlink("/dev/null", src / "device.jpg")  # /dev/zero would be read until memory ran out
+    os.mkfifo(src / "pipe.jpg")  # reading it would wait forever for a writer
+    with fifo_released_after(src / "pipe.jpg", 10):
+        summary = photo_files.enhance_files(str(src), str(tmp_path / "out"), BicubicUpscaler(64, 128),
+                                            enhance_lib.EnhanceOptions(upscale=2), progress=False, aligner=aligner)
+    log = capsys.readouterr().out
+    assert summary.files == 4 and summary.written == 2
+    assert dict(summary.skipped) == {"not_a_regular_file": 2}
+    assert "pipe.jpg: not_a_regular_file (a fifo" in log and "device.jpg: not_a_regular_file (a character device" in log
+    # A single special file as --input is skipped the same way, not "no such file".
+    single = photo_files.enhance_files(str(src / "device.jpg"), str(tmp_path / "out1"), BicubicUpscaler(64, 128),
+                                       enhance_lib.EnhanceOptions(upscale=2), progress=False, aligner=aligner)
+    assert dict(single.skipped) == {"not_a_regular_file": 1} and single.written == 0
+
+
+def test_files_over_the_size_cap_are_not_read(tmp_path, capsys, aligner):
+    src = tmp_path / "in"
+    src.mkdir()
+    write_jpeg(src / "small.jpg", no_face_photo())
+    (src / "big.jpg").write_bytes(b"\xff" * (2**20 + 1))
+    options = enhance_lib.EnhanceOptions(upscale=2, max_file_mb=1)
+    summary = photo_files.enhance_files(str(src), str(tmp_path / "out"), BicubicUpscaler(64, 128), options,
+                                        progress=False, aligner=aligner)
+    assert summary.written == 1 and dict(summary.skipped) == {"too_large": 1}
+    assert "big.jpg: too_large (1048577 bytes > --max-file-mb=1)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="--max-file-mb=0: expected"):
+        enhance_lib.EnhanceOptions(max_file_mb=0)
+
+
+def test_outputs_never_replace_or_reenter_the_inputs(tmp_path, capsys, aligner):
+    s = tmp_path / "s"
+    s.mkdir()
+    Image.fromarray(no_face_photo()).save(s / "face.png")
+    original = (s / "face.png").read_bytes()
+    run = lambda i, o, **kw: photo_files.enhance_files(  # noqa: E731
+        str(i), str(o), BicubicUpscaler(64, 128), enhance_lib.EnhanceOptions(upscale=2, **kw), progress=False,
+        aligner=aligner)
+    with pytest.raises(ValueError, match="--output=.* is the input folder"):
+        run(s, s, overwrite=True)
+    with pytest.raises(ValueError, match="--output=.* is the input folder"):
+        run(s, s)
+    with pytest.raises(ValueError, match="--output=.* is the folder of --input=.*face.png"):
+        run(s / "face.png", s, overwrite=True)
+    with pytest.raises(ValueError, match="--output=.*face.png: expected a folder"):
+        run(s / "face.png", s / "face.png", overwrite=True)
+    assert (s / "face.png").read_bytes() == original and os.listdir(s) == ["face.png"]
+
+    # An output folder inside the input folder is left out of the walk, and the log says so.
+    n = tmp_path / "n"
+    n.mkdir()
+    write_jpeg(n / "a.jpg", no_face_photo())
+    first, second = run(n, n / "out"), run(n, n / "out")
+    assert "is inside --input" in capsys.readouterr().out
+    assert (first.files, first.written) == (1, 1) and (second.files, second.existing, second.written) == (1, 1, 0)
+    assert not (n / "out" / "out").exists()
+
+    # An output that would land on an input file is never written, even with --overwrite.
+    x = tmp_path / "x"
+    (x / "a" / "a").mkdir(parents=True)
+    Image.fromarray(no_face_photo()).save(x / "a" / "p.png")
+    Image.fromarray(no_face_photo()[:, ::-1]).save(x / "a" / "a" / "p.png")
+    kept = (x / "a" / "p.png").read_bytes()
+    summary = run(x / "a", x, overwrite=True)
+    assert (x / "a" / "p.png").read_bytes() == kept
+    assert dict(summary.skipped) == {"output_is_an_input": 1} and summary.written == 1
+
+
+def test_output_names_are_unique_per_input_and_stable(tmp_path, capsys, aligner):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    write_jpeg(src / "plain.jpg", rgb(BILL, 0.5))
+    write_jpeg(src / "plain_face0.jpg", no_face_photo())
+    run = lambda **kw: photo_files.enhance_files(  # noqa: E731
+        str(src), str(out), BicubicUpscaler(32, 128), enhance_lib.EnhanceOptions(upscale=2, save_faces=True, **kw),
+        progress=False, aligner=aligner)
+    first = run()
+    assert (first.written, first.existing, first.faces) == (2, 0, 1)
+    assert sorted(os.listdir(out)) == ["plain.jpg", "plain.jpg.face0.png", "plain_face0.jpg"]
+    # A photo added later under the same stem gets its own output; nothing done before is redone.
+    Image.fromarray(no_face_photo()).save(src / "plain.png")
+    second = run()
+    assert (second.written, second.existing) == (1, 2) and (out / "plain.png").exists()
+    # Outputs that two inputs would share are refused for both, named, never "already done".
+    Image.fromarray(no_face_photo()).save(src / "plain.jpg.png")
+    third = run(output_format="png")
+    assert dict(third.skipped) == {"output_name_clash": 2} and third.written == 1  # plain_face0.jpg.png
+    log = capsys.readouterr().out
+    assert "plain.jpg: output_name_clash (its output plain.jpg.png is also the output of" in log
+    assert "plain.png" not in str(third.skipped_files)
+
+
+def test_semi_transparent_pixels_keep_their_colour(tmp_path, aligner):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    plain = no_face_photo()
+    ramp = np.linspace(1, 254, plain.shape[1]).round().astype(np.uint8)
+    plain_alpha = np.broadcast_to(ramp, plain.shape[:2])
+    Image.fromarray(np.dstack([plain, plain_alpha])).save(src / "plain.png")
+    face = rgb(BILL, 0.5)
+    Image.fromarray(np.dstack([face, np.full(face.shape[:2], 160, np.uint8)])).save(src / "face.png")
+    summary = photo_files.enhance_files(str(src), str(out), BicubicUpscaler(32, 128),
+                                        enhance_lib.EnhanceOptions(upscale=2), progress=False, aligner=aligner)
+    assert summary.written == 2 and summary.faces == 1
+    for name, pixels, alpha in (("plain.png", plain, plain_alpha), ("face.png", face, None)):
+        with Image.open(out / name) as image:
+            got = np.asarray(image)
+        assert got.shape[2] == 4
+        expected = cv2.resize(pixels, got.shape[1::-1], interpolation=cv2.INTER_CUBIC).astype(int)
+        corner = np.s_[:6, :6]  # far from any face
+        assert np.abs(got[corner][..., :3].astype(int) - expected[corner]).max() <= 1
+        if alpha is not None:
+            np.testing.assert_array_equal(got[..., :3], expected)
+            resized = cv2.resize(alpha, got.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+            np.testing.assert_array_equal(got[..., 3], resized)
+
+
+def test_outputs_keep_the_input_format(tmp_path, aligner):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    photo = no_face_photo()
+    write_jpeg(src / "photo.jpg", photo)
+    Image.fromarray(photo).save(src / "lossless.png")
+    Image.fromarray(np.dstack([photo, np.full(photo.shape[:2], 200, np.uint8)])).save(src / "cutout.png")
+    Image.fromarray(photo).convert("P").save(src / "anim.gif")
+    run = lambda folder, **kw: photo_files.enhance_files(  # noqa: E731
+        str(src), str(folder), BicubicUpscaler(64, 128), enhance_lib.EnhanceOptions(upscale=2, **kw), progress=False,
+        aligner=aligner)
+    assert run(out).written == 4
+    assert sorted(os.listdir(out)) == ["anim.gif.png", "cutout.png", "lossless.png", "photo.jpg"]
+    for name, fmt in (("lossless.png", "PNG"), ("anim.gif.png", "PNG"), ("cutout.png", "PNG")):
+        with Image.open(out / name) as image:
+            assert image.format == fmt
+
+    assert run(tmp_path / "png", output_format="png").written == 4
+    assert sorted(os.listdir(tmp_path / "png")) == ["anim.gif.png", "cutout.png", "lossless.png", "photo.jpg.png"]
+    with Image.open(out / "photo.jpg") as image:
+        assert image.format == "JPEG" and JpegImagePlugin.get_sampling(image) == 0  # 4:4:4, no chroma subsampling
+        jpeg = np.asarray(image.convert("RGB")).astype(float)
+    with Image.open(tmp_path / "png" / "photo.jpg.png") as image:
+        png = np.asarray(image).astype(float)
+    assert 10 * np.log10(255**2 / np.mean((jpeg - png) ** 2)) > 40  # quality 95: close to the lossless output
+    assert os.path.getsize(out / "photo.jpg") < os.path.getsize(tmp_path / "png" / "photo.jpg.png") / 2
+    assert run(tmp_path / "jpeg", output_format="jpeg").written == 4
+    assert sorted(os.listdir(tmp_path / "jpeg")) == ["anim.gif.jpg", "cutout.png", "lossless.png.jpg", "photo.jpg"]
+    with Image.open(tmp_path / "jpeg" / "cutout.png") as image:  # JPEG has no alpha: kept as PNG
+        assert image.format == "PNG" and image.mode == "RGBA"
+    with pytest.raises(ValueError, match="--format='gif': expected one of same, png, jpeg"):
+        enhance_lib.EnhanceOptions(output_format="gif")
+
+
+def test_cnn_detector_finds_the_face_of_a_small_photo(aligner):
+    # A 64 px LFW photo (face ~28 px): dlib's CNN needs faces of ~80 px, so the photo is doubled
+    # twice first; doubled once (as before) it found no face where HOG found one.
+    small = rgb(FIDEL, 64 / 250)
+    assert len(aligner.detect(small)) == 1
+    options = enhance_lib.EnhanceOptions(detector="cnn", upscale=1)
+    result = enhance_lib.enhance_photo(small, BicubicUpscaler(16, 64), options)
+    assert len(result.faces) == 1
+    assert [enhance_lib.cnn_upsample((h, h)) for h in (64, 450, 451, 900, 901, 1600)] == [2, 2, 1, 1, 0, 0]

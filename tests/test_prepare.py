@@ -6,13 +6,15 @@ import io
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 
 import cv2
 import numpy as np
 import pytest
-from conftest import FIXTURES, REPO
+from conftest import FIXTURES, REPO, fifo_released_after
 from PIL import Image
 
 from tf_stacksr.data import photos, prepare, records, sources
@@ -286,3 +288,75 @@ def test_tfds_input_from_a_locally_built_dataset(tmp_path):
     assert sorted(labels.values()) == ["Bill_Gates"] * 2 + ["Fidel_Castro"] * 2
     with pytest.raises(ValueError, match="not prepared"):
         prepare.prepare("tfds:tiny_faces", out, prepare.PrepareOptions(tfds_data_dir=str(tmp_path / "empty")), progress=False)
+
+
+def png_header_only(width, height):
+    """A PNG whose header claims width x height (and whose pixels are missing)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4:ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17:ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr:ihdr + 17])))
+    return bytes(data)
+
+
+def test_decode_reports_are_deterministic_and_named_right():
+    details = []
+    for _ in range(2):
+        with pytest.raises(photos.Skip) as skip:
+            photos.decode_photo(b"this is a text file, not a photo\n" * 20)
+        assert skip.value.reason == "not_an_image"
+        details.append(skip.value.detail)
+    assert details[0] == details[1] and "0x" not in details[0] and "BytesIO" not in details[0]
+    # A header far beyond Pillow's own decompression-bomb limit is too large, not "not an image".
+    with pytest.raises(photos.Skip) as skip:
+        photos.decode_photo(png_header_only(30000, 30000))
+    assert skip.value.reason == "too_large" and skip.value.detail.startswith("900000000 pixels > ")
+    # Invalid EXIF orientations (0, 9) mean upright: no rotation, no note.
+    upright = np.asarray(face().resize((64, 80)))
+    for orientation in (0, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        pixels, _, conversions = photos.decode_photo(jpeg_bytes(Image.fromarray(upright), exif=exif.tobytes()))
+        assert conversions == [] and pixels.shape == upright.shape
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX fifos and /dev/null")
+def test_special_files_are_skipped_and_the_manifest_is_reproducible(tmp_path):
+    src = tmp_path / "photos"
+    src.mkdir()
+    shutil.copy(os.path.join(CELEBA, "182707.jpg"), src / "real.jpg")
+    os.symlink(src / "real.jpg", src / "link.jpg")  # a symlink to a regular file is a photo
+    os.symlink("/dev/null", src / "device.jpg")  # /dev/zero would be read until memory ran out
+    os.mkfifo(src / "pipe.jpg")  # reading it would wait forever for a writer
+    (src / "junk.jpg").write_bytes(b"this is a text file, not a photo\n" * 20)
+    options = prepare.PrepareOptions(size=64, split="none", workers=1)
+    manifests = []
+    for run in ("a", "b"):
+        with fifo_released_after(src / "pipe.jpg", 10):
+            manifests.append(prepare.prepare(str(src), str(tmp_path / run), options, progress=False))
+    skipped = manifests[0]["skipped_files"]
+    assert {k: [e.split(":")[0] for e in v] for k, v in skipped.items()} == {
+        "not_a_regular_file": ["device.jpg", "pipe.jpg"], "not_an_image": ["junk.jpg"]}
+    assert skipped["not_a_regular_file"] == ["device.jpg: a character device, not a regular file",
+                                             "pipe.jpg: a fifo, not a regular file"]
+    assert manifests[0]["counts"]["faces_written"] == 2
+    assert skipped == manifests[1]["skipped_files"] and "0x" not in json.dumps(skipped)
+
+
+def test_files_over_the_size_cap_are_not_read(tmp_path):
+    path = tmp_path / "big.jpg"
+    path.write_bytes(b"\xff" * (2**20 + 1))
+    with pytest.raises(photos.Skip) as skip:
+        photos.read_photo_file(str(path), max_bytes=2**20, flag="--max_file_mb=1")
+    assert (skip.value.reason, skip.value.detail) == ("too_large", "1048577 bytes > --max_file_mb=1")
+    assert photos.read_photo_file(str(path), max_bytes=2**21) == path.read_bytes()
+    src = tmp_path / "photos"
+    src.mkdir()
+    shutil.move(str(path), src / "big.jpg")
+    options = prepare.PrepareOptions(size=64, max_file_mb=1, split="none", workers=1)
+    manifest = prepare.prepare(str(src), str(tmp_path / "out"), options, progress=False)
+    assert manifest["skipped_files"] == {"too_large": ["big.jpg: 1048577 bytes > --max_file_mb=1"]}
+    with pytest.raises(ValueError, match="--max_file_mb=0: expected"):
+        prepare.PrepareOptions(max_file_mb=0)

@@ -1,9 +1,11 @@
 """Files every part of the package reads or writes the same way.
 
 - Which files are images (`IMAGE_EXTENSIONS`) and listing them under a folder (`list_images`).
+  Reading a photo file (regular files only, with a size cap) is `data.photos.read_photo_file`.
 - Atomic writes: a reader (TF Serving watching a base path, a user's next command, a resumed
   job) never sees a half-written file or model folder, and a failed write leaves the old one in
-  place: `atomic_write` (one file), `atomic_folder` (a folder), `write_png`, `write_json`.
+  place: `atomic_write` (one file), `atomic_folder` (a folder), `write_image`, `write_png`,
+  `write_json`.
 
 A killed writer cannot remove its hidden temporary file or folder, so each temporary name
 carries its writer (machine and process id), and the next writer removes the leftovers of dead
@@ -24,7 +26,7 @@ import socket
 import tempfile
 import time
 import zlib
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -34,14 +36,18 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 TF_IMAGE_EXTENSIONS = tuple(e for e in IMAGE_EXTENSIONS if e not in (".tif", ".tiff"))
 
 
-def list_images(folder: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[str]:
+def list_images(folder: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS, exclude: Iterable[str] = ()) -> list[str]:
     """Every image file under `folder` (recursive), sorted so the order is reproducible.
 
-    Hidden files and folders (.DS_Store, macOS ._ resource forks, .git) are not images.
+    Hidden files and folders (.DS_Store, macOS ._ resource forks, .git) are not images, and the
+    folders in `exclude` (compared after resolving symlinks) are not searched. Names are listed
+    whatever they are (a fifo or a device named x.jpg too): reading decides what is a photo.
     """
+    skip = {os.path.realpath(p) for p in exclude}
     found = []
     for root, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in dirs
+                   if not d.startswith(".") and not (skip and os.path.realpath(os.path.join(root, d)) in skip)]
         found.extend(os.path.join(root, n) for n in names if not n.startswith(".") and n.lower().endswith(extensions))
     return sorted(found)
 
@@ -189,12 +195,18 @@ def atomic_folder(target: str) -> Iterator[str]:
         raise
 
 
-def write_png(path: str, image: np.ndarray) -> None:
-    """uint8 RGB, RGBA or grey `image` -> PNG at `path`, atomically."""
+def write_image(path: str, image: np.ndarray, image_format: str = "PNG", **params: Any) -> None:
+    """uint8 RGB, RGBA or grey `image` -> `path` in a Pillow format (PNG, JPEG, ...), atomically;
+    `params` go to Pillow's save (quality=95, ...)."""
     from PIL import Image
 
     with atomic_write(path) as tmp:
-        Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format="PNG")
+        Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format=image_format, **params)
+
+
+def write_png(path: str, image: np.ndarray) -> None:
+    """uint8 RGB, RGBA or grey `image` -> PNG at `path`, atomically."""
+    write_image(path, image, "PNG")
 
 
 def write_json(path: str, value: Any) -> None:

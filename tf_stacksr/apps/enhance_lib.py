@@ -28,6 +28,8 @@ from tf_stacksr.data import align, pairs, photos
 FACE_BATCH = 16
 # A reason to skip a file besides `photos.Skip` reasons.
 NOT_SQUARE = "aligned_input_not_square"
+# --format: the input's own format (JPEG stays JPEG, PNG stays PNG, ...), or always PNG or JPEG.
+OUTPUT_FORMATS = ("same", "png", "jpeg")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +45,8 @@ class EnhanceOptions:
     max_output_side: int = 8192
     detect_side: int = 1600
     overwrite: bool = False
+    max_file_mb: int = photos.MAX_FILE_MB  # larger files are skipped unread (too_large)
+    output_format: str = "same"  # one of OUTPUT_FORMATS (photo_files names and writes the outputs)
 
     def __post_init__(self) -> None:
         if self.upscale is not None and not 0.25 <= self.upscale <= 16:
@@ -55,6 +59,10 @@ class EnhanceOptions:
         for name in ("max_side", "max_output_side", "detect_side"):
             if getattr(self, name) < 64:
                 raise ValueError(f"--{name.replace('_', '-')}={getattr(self, name)}: expected at least 64 pixels")
+        if self.max_file_mb < 1:
+            raise ValueError(f"--max-file-mb={self.max_file_mb}: expected a file size cap of at least 1 MB")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"--format={self.output_format!r}: expected one of {', '.join(OUTPUT_FORMATS)}")
 
 
 @dataclasses.dataclass
@@ -128,6 +136,44 @@ def detect_faces(aligner: align.FaceAligner, rgb: np.ndarray, detect_side: int) 
             for f in aligner.detect(small)]
 
 
+# dlib's CNN (mmod) detector finds faces from about 80 px: on 64 px LFW photos (faces ~28 px)
+# doubled once it found 3 of 40 where HOG found 20; doubled twice, 40 of 40. dlib's advice is to
+# upsample the image for small faces (its dnn_mmod_face_detection_ex enlarges to about 1800 x
+# 1800); here at most twice, and never past CNN_MAX_SIDE, which bounds the cost (on 2 CPU cores
+# about 2 s for 250 x 250, 21 s for 1000 x 1000).
+CNN_MAX_SIDE = 1800
+CNN_MAX_DOUBLINGS = 2
+
+
+def cnn_upsample(shape: tuple[int, ...]) -> int:
+    """How many times dlib doubles a photo of `shape` before its CNN detector searches it."""
+    long_side, n = max(shape[:2]), 0
+    while n < CNN_MAX_DOUBLINGS and long_side * 2 ** (n + 1) <= CNN_MAX_SIDE:
+        n += 1
+    return n
+
+
+class CnnDetector:
+    """dlib's CNN face detector with the enlargement it needs for small faces (`cnn_upsample`):
+    photos up to 450 px are doubled twice, up to 900 px once; larger ones are searched as they are."""
+
+    detector_name = "cnn"
+
+    def __init__(self) -> None:
+        self._by_upsample: dict[int, align.FaceAligner] = {}
+
+    def detect(self, image: np.ndarray) -> list[align.Face]:
+        n = cnn_upsample(image.shape)
+        if n not in self._by_upsample:
+            self._by_upsample[n] = align.FaceAligner("cnn", upsample=n)
+        return self._by_upsample[n].detect(image)
+
+
+def make_aligner(detector: str):
+    """The face detector `enhance` runs for --detector: dlib's HOG (its own upsampling) or `CnnDetector`."""
+    return CnnDetector() if detector == "cnn" else align.FaceAligner(detector)
+
+
 def to_lr(crops: np.ndarray, lr_size: int) -> np.ndarray:
     """HR-frame uint8 crops -> LR faces by the training degradation (antialiased bicubic, quantised)."""
     return pairs.float_to_uint8(pairs.downscale(pairs.uint8_to_float(crops), lr_size)).numpy()
@@ -147,8 +193,13 @@ def output_scale(shape: tuple[int, ...], upscale: float, max_output_side: int) -
 
 
 def enhance_photo(rgb: np.ndarray, upscaler, options: EnhanceOptions,
-                  aligner: align.FaceAligner | None = None) -> PhotoResult:
-    """Super-resolve the faces of one RGB uint8 photo (see the module doc); alpha is the caller's."""
+                  aligner: align.FaceAligner | None = None, canvas_rgb: np.ndarray | None = None) -> PhotoResult:
+    """Super-resolve the faces of one RGB uint8 photo (see the module doc); alpha is the caller's.
+
+    `canvas_rgb`: the colours to upscale around the faces when they are not `rgb`'s. A photo with
+    alpha passes its own colours here and, as `rgb`, its composite on white (what the detector
+    and the model see), so no semi-transparent pixel outside a face changes colour.
+    """
     upscale, notes = output_scale(rgb.shape, options.upscale or upscaler.scale, options.max_output_side)
     height, width = rgb.shape[:2]
     out_w, out_h = max(1, round(width * upscale)), max(1, round(height * upscale))
@@ -158,8 +209,9 @@ def enhance_photo(rgb: np.ndarray, upscaler, options: EnhanceOptions,
         sr = super_resolve(upscaler, to_lr(rgb[None], upscaler.lr_size))
         image = cv2.resize(sr[0], (out_w, out_h), interpolation=cv2.INTER_AREA if out_w < sr.shape[1] else cv2.INTER_CUBIC)
         return PhotoResult(image=image, faces=[sr[0]], landmarks=[], notes=notes)
-    canvas = cv2.resize(rgb, (out_w, out_h), interpolation=cv2.INTER_AREA if upscale < 1 else cv2.INTER_CUBIC)
-    faces = detect_faces(aligner or align.FaceAligner(options.detector), rgb, options.detect_side)
+    canvas = cv2.resize(rgb if canvas_rgb is None else np.ascontiguousarray(canvas_rgb), (out_w, out_h),
+                        interpolation=cv2.INTER_AREA if upscale < 1 else cv2.INTER_CUBIC)
+    faces = detect_faces(aligner or make_aligner(options.detector), rgb, options.detect_side)
     if options.only_largest:
         faces = faces[:1]
     if not faces:

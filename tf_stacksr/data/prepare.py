@@ -63,12 +63,16 @@ class PrepareOptions:
 
     size: int = option(128, "Side of the aligned square crop in pixels (the HR size, e.g. 64, 128, 256).")
     face_scale: float = option(0.7, "Fraction of the crop side the face box spans (paper: about 0.7).")
-    detector: str = option("hog", "Face detector: hog (fast) or cnn (dlib mmod; slower, finds more faces).")
+    detector: str = option("hog", "Face detector: hog (fast) or cnn (dlib mmod: also turned faces, about 100x slower on a"
+                                  " CPU; needs faces of ~80 px after --upsample, so at the same --upsample it finds fewer"
+                                  " small faces than hog).")
     upsample: int = option(-1, "dlib upsampling passes before detection; -1 = 1 for photos up to 800 px, else 0.")
     all_faces: bool = option(False, "Write every face of a photo instead of only the largest.")
     min_side: int = option(32, "Skip photos whose short side is below this (too_small).")
     max_side: int = option(4096, "Downscale photos whose long side exceeds this before detection (downscaled_large).")
     max_pixels: int = option(150_000_000, "Skip photos with more pixels than this without decoding them (too_large).")
+    max_file_mb: int = option(photos.MAX_FILE_MB, "Skip files larger than this many MB (2^20 bytes) without reading them"
+                              " (too_large); devices, fifos and sockets are never read (not_a_regular_file).")
     max_upscale: float = option(2.0, "Skip faces that would need more than this enlargement to fill the crop (face_too_small).")
     image_format: str = option("png", "Encoding of the faces in the shards: png (lossless) or jpeg (quality 95).")
     shard_size: int = option(500, "Source photos per shard (the unit of resume).")
@@ -98,7 +102,7 @@ class PrepareOptions:
             fail("labels", " or ".join(LABEL_MODES))
         if not 0 <= self.test_fraction < 1:
             fail("test_fraction", "a fraction in [0, 1)")
-        for name in ("shard_size", "min_side", "max_pixels"):
+        for name in ("shard_size", "min_side", "max_pixels", "max_file_mb"):
             if getattr(self, name) < 1:
                 fail(name, "an integer >= 1")
         if self.max_side < self.size:
@@ -109,7 +113,10 @@ class PrepareOptions:
             fail("max_upscale", "a positive enlargement factor")
 
     def resume_key(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("workers", "dump_png")}
+        key = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("workers", "dump_png")}
+        if self.max_file_mb == photos.MAX_FILE_MB:  # folders prepared before this option existed still resume
+            del key["max_file_mb"]
+        return key
 
 
 # ---- per-photo work (runs in the worker processes) -------------------------------------------
@@ -129,8 +136,7 @@ def process_photo(task: tuple[int, Any, PrepareOptions]) -> dict[str, Any]:
     try:
         data = payload
         if isinstance(payload, str):
-            with open(payload, "rb") as fh:
-                data = fh.read()
+            data = photos.read_photo_file(payload, options.max_file_mb * 2**20, f"--max_file_mb={options.max_file_mb}")
         image, scale, out["converted"] = photos.decode_photo(
             data, min_side=options.min_side, max_side=options.max_side, max_pixels=options.max_pixels)
         if _ALIGNER is None:
@@ -163,7 +169,7 @@ def process_photo(task: tuple[int, Any, PrepareOptions]) -> dict[str, Any]:
     except photos.Skip as skip:
         out.update(faces=[], skip=skip.reason, detail=skip.detail)
     except Exception as err:  # never let one photo stop the job; it is listed with its error
-        out.update(faces=[], skip=ERROR, detail=f"{type(err).__name__}: {err}"[:300])
+        out.update(faces=[], skip=ERROR, detail=f"{type(err).__name__}: {photos.describe(err, 300)}"[:300])
     return out
 
 
