@@ -10,7 +10,7 @@ from tf_stacksr import startup  # first: hides TensorFlow's start-up lines
 
 import json
 
-from absl import app, flags
+from absl import flags
 
 from tf_stacksr import config as config_lib
 from tf_stacksr.data import prepare as prepare_lib
