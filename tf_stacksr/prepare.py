@@ -35,7 +35,7 @@ if __name__ == "__main__":
     startup.run(main, [
         ("input and output", ["input", "output", "workers"]),
         ("faces: detection, alignment, skips", ["size", "face_scale", "detector", "upsample", "all_faces", "min_side",
-                                                "max_side", "max_pixels", "max_upscale"]),
+                                                "max_side", "max_pixels", "max_file_mb", "max_upscale"]),
         ("shards, splits and labels", ["image_format", "shard_size", "split", "test_fraction", "seed", "labels",
                                        "identity_file", "tfds_data_dir", "dump_png"]),
     ])
