@@ -229,8 +229,10 @@ def test_cli_with_a_trained_model_dir(tiny_run, tmp_path, capsys):
 
 def test_cli_without_model_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "SHIPPED_DIR", str(tmp_path / "none"))
+    with pytest.raises(SystemExit, match="no shipped models are installed to route faces among.*--model=PATH"):
+        enhance.main(["-i", BILL, "-o", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match="celeba_16to64_psnr.*neither an existing model path nor a shipped model"
                                          " \\(none are installed\\)"):
-        enhance.main(["-i", BILL, "-o", str(tmp_path / "out")])
+        enhance.main(["-i", BILL, "-o", str(tmp_path / "out"), "--alpha=0.5"])
     with pytest.raises(SystemExit, match="no such file"):
         enhance.main(["-i", str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "out")])
