@@ -73,7 +73,7 @@ def test_faces_file_round_trip_and_bad_bytes(tmp_path):
 
 def test_config_and_portable_data_import_without_tensorflow():
     code = ("import sys; sys.modules['tensorflow'] = None\n"
-            "from tf_stacksr import config, fileio\nfrom tf_stacksr.data import portable\n"
+            "from tf_stacksr import config, files\nfrom tf_stacksr.data import portable\n"
             "config.Config(hr_size=256, scale=4)\nprint('ok')")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
