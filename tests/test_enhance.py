@@ -10,7 +10,7 @@ from PIL import Image, JpegImagePlugin
 
 from tf_stacksr import enhance
 from tf_stacksr.apps import enhance_lib, photo_files
-from tf_stacksr.data import align
+from tf_stacksr.data import align, detect
 from tf_stacksr.models import zoo
 
 BILL = os.path.join(FIXTURES, "lfw", "Bill_Gates", "Bill_Gates_0001.jpg")
@@ -241,9 +241,11 @@ def test_cli_with_a_trained_model_dir(tiny_run, tmp_path, capsys):
 
 def test_cli_without_model_says_what_to_do(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(zoo, "SHIPPED_DIR", str(tmp_path / "none"))
+    with pytest.raises(SystemExit, match="no shipped models are installed to route faces among.*--model=PATH"):
+        enhance.main(["-i", BILL, "-o", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match="celeba_16to64_psnr.*neither an existing model path nor a shipped model"
                                          " \\(none are installed\\)"):
-        enhance.main(["-i", BILL, "-o", str(tmp_path / "out")])
+        enhance.main(["-i", BILL, "-o", str(tmp_path / "out"), "--alpha=0.5"])
     with pytest.raises(SystemExit, match="no such file"):
         enhance.main(["-i", str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match="--output=.* is the input folder"):  # said before any model loads
@@ -417,4 +419,4 @@ def test_cnn_detector_finds_the_face_of_a_small_photo(aligner):
     options = enhance_lib.EnhanceOptions(detector="cnn", upscale=1)
     result = enhance_lib.enhance_photo(small, BicubicUpscaler(16, 64), options)
     assert len(result.faces) == 1
-    assert [enhance_lib.cnn_upsample((h, h)) for h in (64, 450, 451, 900, 901, 1600)] == [2, 2, 1, 1, 0, 0]
+    assert [detect.cnn_upsample((h, h)) for h in (64, 450, 451, 900, 901, 1600)] == [2, 2, 1, 1, 0, 0]

@@ -1,8 +1,10 @@
 """Enhance the faces in real photos: `tf-stacksr enhance -i PHOTO_OR_DIR -o OUT_DIR [--model=PATH]`.
 
-Also `python -m tf_stacksr.enhance ...`. Thin entry: arguments -> `EnhanceOptions`, the model
-(the shipped pretrained one by default, else a training model_dir, packed model or exported
-SavedModel; optionally blended with a GAN model by --alpha) -> `apps.photo_files.enhance_files`.
+Also `python -m tf_stacksr.enhance ...`. Thin entry: arguments -> `EnhanceOptions`, the models
+(by default the shipped ones, each face routed to the one whose input fits its size:
+`apps.routing`; else the one --model names: a training model_dir, packed model, exported
+SavedModel or shipped name, optionally blended with a GAN model by --alpha) ->
+`apps.photo_files.enhance_files`.
 Writes OUT_DIR/<input name> in the input's own format (alpha kept; --format=png|jpeg, or a format
 that cannot hold the photo, appends .png/.jpg: photo.jpg.png), and with --save-faces the
 super-resolved aligned faces as <input name>.face<k>.png. The names are in `apps.photo_files`.
@@ -21,25 +23,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="tf-stacksr enhance", description=__doc__.split("\n\n")[0])
     parser.add_argument("-i", "--input", required=True, help="a photo, or a folder of photos (searched recursively)")
     parser.add_argument("-o", "--output", required=True, help="output folder (created); names mirror the input's")
-    parser.add_argument("--model", help="training model_dir, packed model, exported SavedModel or shipped model name"
-                                         " (default: the pretrained model shipped with the package)")
+    parser.add_argument("--model", help="run this one model on every face, whatever its size (faces larger than its"
+                                         " LR input are shrunk to it): training model_dir, packed model, exported"
+                                         " SavedModel or shipped model name. Default: route each face by its size to"
+                                         " the shipped model whose LR input (16, 32 or 64 px) holds it without"
+                                         " shrinking it; faces larger than 64 px stay bicubic")
     parser.add_argument("--alpha", type=float, help="blend in the GAN model by this weight in [0, 1]: 0 = most"
-                                                    " faithful, 1 = sharpest (network interpolation)")
+                                                    " faithful, 1 = sharpest (network interpolation); without"
+                                                    " --model, the shipped 16->64 models are blended and run on"
+                                                    " every face (no routing)")
     parser.add_argument("--gan-model", help="the GAN model --alpha blends in (default: the shipped GAN model)")
     parser.add_argument("--flip-ensemble", choices=("on", "off"), help="average each face's output with its"
                         " mirror image's (2x compute, slightly sharper and more faithful); default: the model's own"
                         " setting (on for the shipped PSNR model)")
-    parser.add_argument("--upscale", type=float, help="whole-photo enlargement (default: the model's scale)")
+    parser.add_argument("--upscale", type=float, help="whole-photo enlargement (default: the model's scale, 4 for"
+                                                      " the shipped models)")
     parser.add_argument("--aligned", action="store_true", help="inputs are aligned face crops, not photos")
     parser.add_argument("--save-faces", action="store_true", help="also write each super-resolved aligned face")
     parser.add_argument("--only-largest", action="store_true", help="enhance only the largest face of each photo")
     parser.add_argument("--face-scale", type=float, default=0.7,
                         help="face's fraction of the aligned crop; must match the training data (default 0.7)")
-    parser.add_argument("--detector", choices=("hog", "cnn"), default="hog",
-                        help="dlib face detector: hog (fast: under 0.3 s a photo on a CPU; frontal faces, misses about"
-                             " half of those under 30 px) or cnn (dlib's CNN: also turned faces; photos up to 900 px are"
-                             " first enlarged 2-4x, as dlib advises, so it finds faces down to ~20 px; about 100x"
-                             " slower: 1 s for a 64 px photo, up to a minute for larger ones on a CPU)")
+    parser.add_argument("--detector", choices=("yunet", "hog", "cnn"), default="yunet",
+                        help="face detector: yunet (default; faces from ~10 px in photos of any size, with dlib's"
+                             " landmarks), dlib's hog (frontal faces; misses about half of those under 30 px) or"
+                             " dlib's cnn (also turned faces; photos up to 900 px are first enlarged 2-4x, as dlib"
+                             " advises; about 100x slower than hog)")
     parser.add_argument("--max-side", type=int, default=4096, help="downscale larger inputs to this long side first")
     parser.add_argument("--max-output-side", type=int, default=8192,
                         help="lower the upscale of photos whose output would exceed this long side")
@@ -55,10 +63,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_upscaler(model: str | None, gan_model: str | None, alpha: float | None, flip_ensemble: bool | None = None):
-    """The upscaler to run; SystemExit with a clear message when the models cannot be loaded."""
-    from tf_stacksr import models  # TensorFlow loads here, after the cheap checks
-
+    """The upscaler to run (the routed shipped models when no model, GAN model or alpha is named);
+    SystemExit with a clear message when the models cannot be loaded."""
     try:
+        if model is None and gan_model is None and alpha is None:
+            from tf_stacksr.apps import routing
+
+            return routing.Router(flip_ensemble=flip_ensemble)
+        from tf_stacksr import models  # TensorFlow loads here, after the cheap checks
+
         return models.load(model, gan_model=gan_model, alpha=alpha, flip_ensemble=flip_ensemble)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"enhance: {err}") from None

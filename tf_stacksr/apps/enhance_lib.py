@@ -1,18 +1,26 @@
 """Super-resolve the faces in real photos and paste them back into the upscaled photo.
 
 Per photo: decode (EXIF orientation applied, odd formats converted: `data.photos`), upscale the
-whole photo bicubically by `upscale`, find every face (`data.align`: dlib detection and 5
-landmarks), cut each out aligned exactly as the training faces were (`align_face` at the model's
-HR size, then the training degradation `pairs.downscale` to its LR size), super-resolve the
-faces in one batch, and warp each result back with the inverse of its alignment matrix,
-blending it in with a feathered square mask so no seam shows. The HR crop and the output
-share one frame up to that similarity transform, so a face lands where it was, at any
-`upscale` (see `paste_matrix`).
+whole photo bicubically by `upscale`, find every face (`data.detect`: YuNet over a detection
+pyramid, faces from ~10 px in photos of any size, with dlib's 5 landmarks; or dlib's own
+detectors), cut each out aligned exactly as the training faces were, super-resolve the faces
+in batches, and warp each result back with the inverse of its alignment matrix, blending it in
+with a feathered square mask so no seam shows. The HR crop and the output share one frame up
+to that similarity transform, so a face lands where it was, at any `upscale` (see `paste_matrix`).
 
-Big photos stay bounded in memory: the input is capped at `max_side` on decode, faces are
-detected on a copy of at most `detect_side`, the output is capped at `max_output_side` (the
-upscale factor is lowered for that photo, with a note), and each face is blended inside its
-own bounding box only. Reading and writing files, in batches: `photo_files`.
+Which model, and how a face is cut out for it:
+- routed (the default: `upscaler` is an `apps.routing.Router`): each face goes to the shipped
+  model whose LR input fits its native size, cut out at that LR size straight from the photo
+  (never fewer pixels than the face has); faces larger than every model's input, or photos not
+  enlarged, keep the bicubic face (nothing pasted). The rule and its measurement: `routing`.
+- one model (`--model`): every face is cut out at that model's HR size and brought to its LR
+  size by the training degradation (`pairs.downscale`), whatever the face's own size.
+
+Big photos stay bounded in memory: the input is capped at `max_side` on decode, YuNet runs on
+tiles of a pyramid level (dlib's detectors on a copy of at most `detect_side`), the output is
+capped at `max_output_side` (the upscale factor is lowered for that photo, with a note), and
+each face is blended inside its own bounding box only. Reading and writing files, in batches:
+`photo_files`.
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from tf_stacksr.data import align, pairs, photos
+from tf_stacksr.apps import routing
+from tf_stacksr.data import align, detect, pairs, photos
 
 FACE_BATCH = 16
 # A reason to skip a file besides `photos.Skip` reasons.
@@ -39,7 +48,7 @@ class EnhanceOptions:
     only_largest: bool = False
     save_faces: bool = False
     face_scale: float = 0.7  # must match the training crops (data.prepare's --face_scale)
-    detector: str = "hog"
+    detector: str = "yunet"  # data.detect.DETECTORS
     feather: float = 0.12  # width of the mask's fade, as a fraction of the face crop side
     max_side: int = 4096  # inputs larger than this are downscaled on decode
     max_output_side: int = 8192
@@ -52,8 +61,8 @@ class EnhanceOptions:
         if self.upscale is not None and not 0.25 <= self.upscale <= 16:
             raise ValueError(f"--upscale={self.upscale}: expected a factor between 0.25 and 16")
         align.check_face_scale(self.face_scale, "face-scale")
-        if self.detector not in align.DETECTORS:
-            raise ValueError(f"--detector={self.detector!r}: expected one of {', '.join(align.DETECTORS)}")
+        if self.detector not in detect.DETECTORS:
+            raise ValueError(f"--detector={self.detector!r}: expected one of {', '.join(detect.DETECTORS)}")
         if not 0 < self.feather <= 0.5:
             raise ValueError(f"--feather={self.feather}: expected a fraction in (0, 0.5]")
         for name in ("max_side", "max_output_side", "detect_side"):
@@ -71,6 +80,7 @@ class PhotoResult:
     faces: list[np.ndarray]  # the super-resolved aligned faces, uint8 [hr, hr, 3]
     landmarks: list[np.ndarray]  # where each face's 5 landmarks were found, in output pixels
     notes: list[str]
+    models: list[str] = dataclasses.field(default_factory=list)  # per face: the model that ran, or "bicubic"
 
 
 # ---- geometry ---------------------------------------------------------------------------
@@ -123,55 +133,23 @@ def paste_face(canvas: np.ndarray, face: np.ndarray, matrix: np.ndarray, mask: n
 
 
 # ---- faces ------------------------------------------------------------------------------
-def detect_faces(aligner: align.FaceAligner, rgb: np.ndarray, detect_side: int) -> list[align.Face]:
-    """Faces of `rgb`, largest first, found on a copy of at most `detect_side` (dlib's cost and
-    memory grow with the pixel count); coordinates are mapped back to `rgb`."""
+def detect_faces(aligner, rgb: np.ndarray, detect_side: int) -> list[align.Face]:
+    """Faces of `rgb`, largest first. A multi-scale detector (yunet) searches the photo itself;
+    dlib's search a copy of at most `detect_side` (their cost and memory grow with the pixel
+    count), and coordinates are mapped back to `rgb`."""
     long_side = max(rgb.shape[:2])
-    if long_side <= detect_side:
+    if getattr(aligner, "multiscale", False) or long_side <= detect_side:
         return aligner.detect(rgb)
     r = detect_side / long_side
     small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * r)), max(1, round(rgb.shape[0] * r))), interpolation=cv2.INTER_AREA)
     back = lambda v: (np.asarray(v, dtype=np.float64) + 0.5) / r - 0.5  # noqa: E731
-    return [align.Face(box=tuple(float(v) for v in back(f.box)), score=f.score, landmarks=back(f.landmarks).astype(np.float32))
-            for f in aligner.detect(small)]
-
-
-# dlib's CNN (mmod) detector finds faces from about 80 px: on 64 px LFW photos (faces ~28 px)
-# doubled once it found 3 of 40 where HOG found 20; doubled twice, 40 of 40. dlib's advice is to
-# upsample the image for small faces (its dnn_mmod_face_detection_ex enlarges to about 1800 x
-# 1800); here at most twice, and never past CNN_MAX_SIDE, which bounds the cost (on 2 CPU cores
-# about 2 s for 250 x 250, 21 s for 1000 x 1000).
-CNN_MAX_SIDE = 1800
-CNN_MAX_DOUBLINGS = 2
-
-
-def cnn_upsample(shape: tuple[int, ...]) -> int:
-    """How many times dlib doubles a photo of `shape` before its CNN detector searches it."""
-    long_side, n = max(shape[:2]), 0
-    while n < CNN_MAX_DOUBLINGS and long_side * 2 ** (n + 1) <= CNN_MAX_SIDE:
-        n += 1
-    return n
-
-
-class CnnDetector:
-    """dlib's CNN face detector with the enlargement it needs for small faces (`cnn_upsample`):
-    photos up to 450 px are doubled twice, up to 900 px once; larger ones are searched as they are."""
-
-    detector_name = "cnn"
-
-    def __init__(self) -> None:
-        self._by_upsample: dict[int, align.FaceAligner] = {}
-
-    def detect(self, image: np.ndarray) -> list[align.Face]:
-        n = cnn_upsample(image.shape)
-        if n not in self._by_upsample:
-            self._by_upsample[n] = align.FaceAligner("cnn", upsample=n)
-        return self._by_upsample[n].detect(image)
+    return [align.Face(box=tuple(float(v) for v in back(f.box)), score=f.score, landmarks=back(f.landmarks).astype(np.float32),
+                       layout=f.layout) for f in aligner.detect(small)]
 
 
 def make_aligner(detector: str):
-    """The face detector `enhance` runs for --detector: dlib's HOG (its own upsampling) or `CnnDetector`."""
-    return CnnDetector() if detector == "cnn" else align.FaceAligner(detector)
+    """The face detector `enhance` runs for --detector (`data.detect.make`)."""
+    return detect.make(detector)
 
 
 def to_lr(crops: np.ndarray, lr_size: int) -> np.ndarray:
@@ -192,23 +170,85 @@ def output_scale(shape: tuple[int, ...], upscale: float, max_output_side: int) -
     return reduced, [f"upscale lowered to {reduced:.2f} to stay within --max-output-side={max_output_side}"]
 
 
+def native_size(face: align.Face, face_scale: float) -> float:
+    """Side, in photo pixels, of the region the face's aligned crop covers (`align.native_crop_size`)."""
+    return align.native_crop_size(face.landmarks, face_scale, face.layout)
+
+
+def lr_crop(rgb: np.ndarray, face: align.Face, lr_size: int, hr_size: int, face_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 [lr, lr, 3] face, 2x3 matrix photo -> HR crop): the face at a model's LR size, in the
+    frame the training LR faces have (the HR crop's, downscaled). A face no larger than the LR
+    size is cut out straight at it, one cubic warp from the photo's pixels (enlarging: nothing is
+    lost); a larger one is cut out at the HR size and downscaled by the training degradation."""
+    hr_matrix = align.alignment_matrix(face.landmarks, hr_size, face_scale, face.layout)
+    if native_size(face, face_scale) > lr_size:
+        crop, _ = align.align_face(rgb, face.landmarks, hr_size, face_scale, layout=face.layout)
+        return to_lr(crop[None], lr_size)[0], hr_matrix
+    r = lr_size / hr_size  # HR crop -> LR face, pixel centres mapped as a resize maps them
+    to_lr_frame = np.array([[r, 0.0, (r - 1) / 2], [0.0, r, (r - 1) / 2], [0.0, 0.0, 1.0]])
+    matrix = (to_lr_frame @ np.vstack([hr_matrix, [0.0, 0.0, 1.0]]))[:2]
+    lr = cv2.warpAffine(np.ascontiguousarray(rgb), matrix, (lr_size, lr_size), flags=cv2.INTER_CUBIC,
+                        borderMode=cv2.BORDER_REPLICATE)
+    return lr, hr_matrix
+
+
+def _routed_faces(rgb, faces, router: routing.Router, options: EnhanceOptions, upscale: float):
+    """Per face: (the model's entry or None, SR face or bicubic crop, photo -> HR crop matrix or None)."""
+    entries = [router.choose(native_size(f, options.face_scale), upscale) for f in faces]
+    results: list = [None] * len(faces)
+    for entry in {e.name: e for e in entries if e is not None}.values():
+        picked = [k for k, e in enumerate(entries) if e is not None and e.name == entry.name]
+        crops = [lr_crop(rgb, faces[k], entry.lr_size, entry.hr_size, options.face_scale) for k in picked]
+        sr = super_resolve(router.upscaler(entry), np.stack([lr for lr, _ in crops]))
+        for k, face, (_, matrix) in zip(picked, sr, crops):
+            results[k] = (entry, face, matrix)
+    for k, entry in enumerate(entries):
+        if entry is None:  # kept bicubic: the face as the enlarged photo has it, for --save-faces
+            side = int(np.clip(round(native_size(faces[k], options.face_scale) * upscale), 8, 1024))
+            crop, _ = align.align_face(rgb, faces[k].landmarks, side, options.face_scale, layout=faces[k].layout)
+            results[k] = (None, crop, None)
+    return results
+
+
+def _bicubic_note(faces, results, face_scale: float, router: routing.Router, upscale: float) -> list[str]:
+    kept = [native_size(f, face_scale) for f, (entry, _, _) in zip(faces, results) if entry is None]
+    if not kept:
+        return []
+    if upscale <= 1:
+        return [f"{len(kept)} face(s) kept bicubic: the photo is not enlarged"]
+    return [f"{len(kept)} face(s) kept bicubic: {min(kept):.0f}-{max(kept):.0f} px across, larger than"
+            f" the largest model input ({router.entries[-1].lr_size} px)"]
+
+
 def enhance_photo(rgb: np.ndarray, upscaler, options: EnhanceOptions,
-                  aligner: align.FaceAligner | None = None, canvas_rgb: np.ndarray | None = None) -> PhotoResult:
+                  aligner=None, canvas_rgb: np.ndarray | None = None) -> PhotoResult:
     """Super-resolve the faces of one RGB uint8 photo (see the module doc); alpha is the caller's.
 
+    `upscaler`: a `routing.Router` (each face to the model that fits it) or one model's upscaler;
+    `aligner`: the face detector (default: `make_aligner(options.detector)`).
     `canvas_rgb`: the colours to upscale around the faces when they are not `rgb`'s. A photo with
     alpha passes its own colours here and, as `rgb`, its composite on white (what the detector
     and the model see), so no semi-transparent pixel outside a face changes colour.
     """
+    routed = isinstance(upscaler, routing.Router)
     upscale, notes = output_scale(rgb.shape, options.upscale or upscaler.scale, options.max_output_side)
     height, width = rgb.shape[:2]
     out_w, out_h = max(1, round(width * upscale)), max(1, round(height * upscale))
     if options.aligned:
         if height != width:
             raise photos.Skip(NOT_SQUARE, f"{width}x{height}; --aligned expects square face crops")
-        sr = super_resolve(upscaler, to_lr(rgb[None], upscaler.lr_size))
+        model = upscaler.choose(width, upscale) if routed else upscaler
+        if model is None:
+            face = cv2.resize(rgb, (out_w, out_h), interpolation=cv2.INTER_AREA if upscale < 1 else cv2.INTER_CUBIC)
+            return PhotoResult(image=face, faces=[face], landmarks=[], notes=notes, models=["bicubic"])
+        if routed:  # the crop fits the model's input: enlarge it to the LR size, no degradation
+            lr = cv2.resize(rgb, (model.lr_size, model.lr_size), interpolation=cv2.INTER_CUBIC)[None]
+            model, name = upscaler.upscaler(model), model.name
+        else:
+            lr, name = to_lr(rgb[None], upscaler.lr_size), getattr(upscaler, "name", "model")
+        sr = super_resolve(model, lr)
         image = cv2.resize(sr[0], (out_w, out_h), interpolation=cv2.INTER_AREA if out_w < sr.shape[1] else cv2.INTER_CUBIC)
-        return PhotoResult(image=image, faces=[sr[0]], landmarks=[], notes=notes)
+        return PhotoResult(image=image, faces=[sr[0]], landmarks=[], notes=notes, models=[name])
     canvas = cv2.resize(rgb if canvas_rgb is None else np.ascontiguousarray(canvas_rgb), (out_w, out_h),
                         interpolation=cv2.INTER_AREA if upscale < 1 else cv2.INTER_CUBIC)
     faces = detect_faces(aligner or make_aligner(options.detector), rgb, options.detect_side)
@@ -216,11 +256,18 @@ def enhance_photo(rgb: np.ndarray, upscaler, options: EnhanceOptions,
         faces = faces[:1]
     if not faces:
         return PhotoResult(image=canvas, faces=[], landmarks=[], notes=notes + ["no face found: upscaled only"])
-    aligned = [align.align_face(rgb, f.landmarks, upscaler.hr_size, options.face_scale) for f in faces]
-    sr = super_resolve(upscaler, to_lr(np.stack([crop for crop, _ in aligned]), upscaler.lr_size))
-    mask = feather_mask(upscaler.hr_size, options.feather)
     sx, sy = out_w / width, out_h / height
-    for face, (_, matrix) in reversed(list(zip(sr, aligned))):  # largest last: it wins where faces overlap
-        paste_face(canvas, face, paste_matrix(matrix, sx, sy), mask)
+    if routed:
+        results = _routed_faces(rgb, faces, upscaler, options, upscale)
+        notes = notes + _bicubic_note(faces, results, options.face_scale, upscaler, upscale)
+    else:
+        aligned = [align.align_face(rgb, f.landmarks, upscaler.hr_size, options.face_scale, layout=f.layout) for f in faces]
+        sr = super_resolve(upscaler, to_lr(np.stack([crop for crop, _ in aligned]), upscaler.lr_size))
+        results = [(upscaler, face, matrix) for face, (_, matrix) in zip(sr, aligned)]
+    for model, face, matrix in reversed(results):  # largest last: it wins where faces overlap
+        if model is not None:
+            paste_face(canvas, face, paste_matrix(matrix, sx, sy), feather_mask(face.shape[0], options.feather))
     landmarks = [f.landmarks * (sx, sy) + ((sx - 1) / 2, (sy - 1) / 2) for f in faces]
-    return PhotoResult(image=canvas, faces=list(sr), landmarks=landmarks, notes=notes)
+    names = [("bicubic" if m is None else getattr(m, "name", "model")) for m, _, _ in results]
+    return PhotoResult(image=canvas, faces=[face for _, face, _ in results], landmarks=landmarks, notes=notes,
+                       models=names)

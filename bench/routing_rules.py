@@ -1,0 +1,172 @@
+"""Which shipped model should get a face of a given size? Face-region PSNR of candidate rules.
+
+    python bench/routing_rules.py ../shared/data/lfw_dev --factors 1.5 2 3 4 6 8 --json out/routing_rules.json
+
+Every photo is cropped to its central 240 x 240 (divisible by every factor), shrunk F times
+(bicubic, PIL's antialiased resize) and enhanced back F times by `enhance_lib.enhance_photo`
+with the main face (the largest YuNet finds) sent to each choice in turn: kept bicubic, or each
+routed shipped model (`routing.routed_entries`), cut out as the routed path cuts it
+(`enhance_lib.lr_crop`: straight at the LR size when the face fits, else at the HR size and
+downscaled, i.e. squeezed). Scored: PSNR-Y (BT.601, `metrics.image`) of the face's box (where
+dlib's detector would box the face, `align.dlib_box`, from the landmarks found in the original
+photo) against the original photo. Every rule in `routing.RULES` then picks a choice per face
+from its native size (`align.native_crop_size` in the shrunk photo), and its mean PSNR-Y is
+reported per F; so is each choice's mean PSNR-Y per native-size band.
+Prints Markdown; --json writes every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from tf_stacksr import files, models  # noqa: E402
+from tf_stacksr.apps import enhance_lib, routing  # noqa: E402
+from tf_stacksr.data import align, detect  # noqa: E402
+from tf_stacksr.metrics import image as image_metrics  # noqa: E402
+
+SIDE = 240
+BANDS = [(0, 12), (12, 16), (16, 20), (20, 24), (24, 32), (32, 40), (40, 48), (48, 56), (56, 64), (64, 80), (80, 1e9)]
+
+
+class Fixed:
+    """A detector that returns faces found before (so every choice sees the same face)."""
+
+    multiscale = True
+
+    def __init__(self, faces):
+        self.faces = faces
+
+    def detect(self, image):
+        return self.faces
+
+
+def face_psnr_y(output: np.ndarray, original: np.ndarray, box) -> float:
+    left, top, right, bottom = (int(round(v)) for v in box)
+    left, top = max(left, 0), max(top, 0)
+    right, bottom = min(right, original.shape[1]), min(bottom, original.shape[0])
+    a = image_metrics.rgb_to_y(output[top:bottom, left:right])
+    b = image_metrics.rgb_to_y(original[top:bottom, left:right])
+    return float(image_metrics.psnr(a, b)[0])
+
+
+def band_of(native: float) -> str:
+    low, high = next(b for b in BANDS if b[0] < native <= b[1])
+    return f"{low}-{high:g}" if high < 1e9 else f">{low}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder")
+    parser.add_argument("--factors", nargs="+", type=float, default=[1.5, 2, 3, 4, 6, 8])
+    parser.add_argument("--limit", type=int, help="only the first N photos")
+    parser.add_argument("--json", help="write the numbers here")
+    args = parser.parse_args(argv)
+    paths = files.list_images(args.folder)[: args.limit]
+    detector = detect.make("yunet")
+    entries = routing.routed_entries()
+    loaded = {}
+
+    def load(name):
+        if name not in loaded:
+            loaded[name] = models.load(name)
+        return loaded[name]
+
+    choices = {"bicubic": routing.Router(rule=routing.bicubic, load=load)}
+    for entry in entries:
+        choices[entry.name] = routing.Router(rule=lambda n, lrs, lr=entry.lr_size: lr, load=load)
+    lr_of = {e.lr_size: e.name for e in entries}
+    rows = []
+    start = time.perf_counter()
+    for path in paths:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            x0, y0 = (image.width - SIDE) // 2, (image.height - SIDE) // 2
+            original_image = image.crop((x0, y0, x0 + SIDE, y0 + SIDE))
+        original = np.asarray(original_image)
+        reference = detector.detect(original)
+        if not reference:
+            continue
+        box = align.dlib_box(reference[0].landmarks, reference[0].layout)
+        for factor in args.factors:
+            side = round(SIDE / factor)
+            small = np.asarray(original_image.resize((side, side), Image.BICUBIC))
+            in_small = detector.detect(small)
+            found = [align.Face(box=tuple((np.asarray(f.box) + 0.5) * factor - 0.5), score=f.score,
+                                landmarks=f.landmarks, layout=f.layout) for f in in_small]
+            match = detect.match_faces(reference[:1], found)[0]
+            if match.found is None:
+                continue
+            face = in_small[found.index(match.found)]
+            native = enhance_lib.native_size(face, 0.7)
+            options = enhance_lib.EnhanceOptions(upscale=factor, only_largest=True)
+            row = {"file": os.path.relpath(path, REPO), "factor": factor, "native": native, "psnr_y": {}}
+            for name, router in choices.items():
+                out = enhance_lib.enhance_photo(small, router, options, Fixed([face])).image
+                assert out.shape == original.shape, (out.shape, original.shape)
+                row["psnr_y"][name] = face_psnr_y(out, original, box)
+            rows.append(row)
+    seconds = time.perf_counter() - start
+
+    lr_sizes = [e.lr_size for e in entries]
+
+    def pick(rule, native):
+        lr = rule(native, lr_sizes)
+        return "bicubic" if lr is None else lr_of[lr]
+
+    by_factor = collections.defaultdict(list)
+    for row in rows:
+        by_factor[row["factor"]].append(row)
+    rules_table = {}
+    print(f"{len(paths)} photos of {args.folder}, {len(rows)} (photo, F) faces scored, {seconds:.0f} s\n")
+    print("Mean face-region PSNR-Y (dB) against the original photo, per rule:\n")
+    print("| shrunk by F | faces | median native size (px) | " + " | ".join(routing.RULES) + " |")
+    print("|---|---|---|" + "---|" * len(routing.RULES))
+    for factor in args.factors + ["all"]:
+        group = rows if factor == "all" else by_factor[factor]
+        if not group:
+            continue
+        means = {name: float(np.mean([r["psnr_y"][pick(rule, r["native"])] for r in group]))
+                 for name, rule in routing.RULES.items()}
+        rules_table[str(factor)] = {"faces": len(group), "median_native": float(np.median([r["native"] for r in group])),
+                                    "mean_psnr_y": means}
+        best = max(means.values())
+        cells = [f"**{v:.2f}**" if v >= best - 0.005 else f"{v:.2f}" for v in means.values()]
+        print(f"| {factor:g} | {len(group)} | {rules_table[str(factor)]['median_native']:.0f} | " + " | ".join(cells) + " |"
+              if factor != "all" else f"| all | {len(group)} | | " + " | ".join(cells) + " |")
+    bands_table = {}
+    by_band = collections.defaultdict(list)
+    for row in rows:
+        by_band[band_of(row["native"])].append(row)
+    print("\nMean face-region PSNR-Y (dB) of each choice, by the face's native size:\n")
+    print("| native size (px) | faces | " + " | ".join(choices) + " |")
+    print("|---|---|" + "---|" * len(choices))
+    for low, high in BANDS:
+        band = band_of(high if high < 1e9 else low + 1)
+        group = by_band.get(band, [])
+        if not group:
+            continue
+        means = {name: float(np.mean([r["psnr_y"][name] for r in group])) for name in choices}
+        bands_table[band] = {"faces": len(group), "mean_psnr_y": means}
+        best = max(means.values())
+        print(f"| {band} | {len(group)} | " + " | ".join(f"**{v:.2f}**" if v >= best - 0.005 else f"{v:.2f}"
+                                                      for v in means.values()) + " |")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as fh:
+            json.dump({"folder": args.folder, "side": SIDE, "factors": args.factors, "rules": rules_table,
+                       "bands": bands_table, "faces": rows}, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Face-size routing (`apps.routing`): which shipped model gets a face, and enhance with it."""
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+from conftest import FIXTURES
+from PIL import Image
+
+from tf_stacksr import enhance
+from tf_stacksr.apps import enhance_lib, routing
+from tf_stacksr.data import align, detect
+from tf_stacksr.models import zoo
+
+BILL = os.path.join(FIXTURES, "lfw", "Bill_Gates", "Bill_Gates_0001.jpg")
+FIDEL = os.path.join(FIXTURES, "lfw", "Fidel_Castro", "Fidel_Castro_0001.jpg")
+FFHQ = os.path.join(FIXTURES, "ffhq", "00001.jpg")
+
+
+class StandIn:
+    """A shipped model's stand-in: bicubic LR -> HR, brightened; records the LR faces it got."""
+
+    def __init__(self, entry, brighten=40):
+        self.name, self.lr_size, self.hr_size, self.scale = entry.name, entry.lr_size, entry.hr_size, entry.scale
+        self.brighten, self.calls = brighten, []
+
+    def __call__(self, lr):
+        assert lr.dtype == np.uint8 and lr.shape[1:] == (self.lr_size, self.lr_size, 3)
+        self.calls.append(lr)
+        out = np.stack([cv2.resize(f, (self.hr_size, self.hr_size), interpolation=cv2.INTER_CUBIC) for f in lr])
+        return np.clip(out.astype(int) + self.brighten, 0, 255).astype(np.uint8)
+
+
+def stand_in_router():
+    entries = {e.name: e for e in routing.routed_entries()}
+    stand_ins = {name: StandIn(entry) for name, entry in entries.items()}
+    return routing.Router(load=stand_ins.__getitem__), stand_ins
+
+
+def rgb(path, factor=1.0):
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        return np.asarray(image.resize((round(image.width * factor), round(image.height * factor)), Image.BICUBIC))
+
+
+@pytest.mark.parametrize("native, expected", [
+    (8, "celeba_16to64_psnr"), (15.9, "celeba_16to64_psnr"), (16, "celeba_16to64_psnr"),
+    (16.1, "celeba_32to128_psnr"), (20, "celeba_32to128_psnr"), (27, "celeba_32to128_psnr"), (32, "celeba_32to128_psnr"),
+    (32.5, "ffhq_celeba_64to256_psnr"), (40, "ffhq_celeba_64to256_psnr"), (64, "ffhq_celeba_64to256_psnr"),
+    (64.1, None), (100, None), (900, None),
+])
+def test_each_face_goes_to_the_smallest_model_that_holds_it(native, expected):
+    router = routing.Router(load=lambda name: None)
+    entry = router.choose(native, 4.0)
+    assert (entry.name if entry else None) == expected
+    if entry is not None:
+        assert entry.lr_size >= native  # never squeezed
+    assert router.choose(native, 1.0) is None  # a photo not enlarged keeps its faces as they are
+
+
+def test_routed_models_are_the_shipped_psnr_ones():
+    assert [e.name for e in routing.routed_entries()] == [
+        "celeba_16to64_psnr", "celeba_32to128_psnr", "ffhq_celeba_64to256_psnr"]
+    assert set(zoo.entries()) >= {"celeba_16to64_gan"}  # on offer, but not routed to
+    assert routing.Router(load=lambda name: None).scale == 4
+
+
+def test_router_without_models_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "SHIPPED_DIR", str(tmp_path / "none"))
+    with pytest.raises(FileNotFoundError, match="no shipped models.*--model=PATH"):
+        routing.Router()
+    with pytest.raises(ValueError, match="rule="):
+        routing.Router(entries={"x": zoo.Entry("x", "x", 16, 64, "bicubic")}, rule="biggest")
+
+
+def sized_photo():
+    """Three faces side by side whose native sizes route to three different choices."""
+    parts = [rgb(BILL, 0.11), rgb(FIDEL, 0.22), rgb(FFHQ, 0.5)]
+    height = max(p.shape[0] for p in parts)
+    return np.concatenate([np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0)), mode="edge") for p in parts], axis=1)
+
+
+def test_enhance_routes_each_face_by_size_and_keeps_big_faces_bicubic():
+    photo = sized_photo()
+    faces = detect.make("yunet").detect(photo)
+    natives = sorted(enhance_lib.native_size(f, 0.7) for f in faces)
+    assert len(faces) == 3 and natives[0] < 16 < natives[1] < 32 and natives[2] > 64, natives
+    router, stand_ins = stand_in_router()
+    result = enhance_lib.enhance_photo(photo, router, enhance_lib.EnhanceOptions(upscale=2))
+    by_size = dict(zip([round(enhance_lib.native_size(f, 0.7)) for f in faces], result.models))
+    assert [by_size[round(n)] for n in natives] == ["celeba_16to64_psnr", "celeba_32to128_psnr", "bicubic"]
+    assert len(stand_ins["celeba_16to64_psnr"].calls) == 1 and len(stand_ins["celeba_32to128_psnr"].calls) == 1
+    assert not stand_ins["ffhq_celeba_64to256_psnr"].calls
+    assert any("kept bicubic" in note for note in result.notes)
+    plain = cv2.resize(photo, result.image.shape[1::-1], interpolation=cv2.INTER_CUBIC).astype(int)
+    for face, model in zip(faces, result.models):
+        x, y = np.round(face.landmarks[4] * 2 + 0.5).astype(int)  # the nose, in the output
+        change = result.image[y - 2:y + 3, x - 2:x + 3].astype(int).mean() - plain[y - 2:y + 3, x - 2:x + 3].mean()
+        assert (change > 20) if model != "bicubic" else (change == 0)
+    assert [f.shape[0] for f in result.faces] == [
+        {"celeba_16to64_psnr": 64, "celeba_32to128_psnr": 128}.get(m, f.shape[0]) for f, m in zip(result.faces, result.models)]
+
+
+def test_a_face_smaller_than_the_input_is_cut_out_in_the_training_frame():
+    """lr_crop's one warp to the LR size lands a point where the HR crop, downscaled, would have it."""
+    photo = np.zeros((120, 120, 3), np.uint8)
+    point = np.array([61.3, 47.8])
+    yy, xx = np.mgrid[:120, :120]
+    photo[..., 1] = np.clip(255 * np.exp(-((xx - point[0]) ** 2 + (yy - point[1]) ** 2) / (2 * 2.0**2)), 0, 255)
+    landmarks = align.canonical_landmarks(40, 0.7) * 0.9 + (35, 30)  # native ~36 px
+    face = align.Face(box=(0, 0, 1, 1), score=1.0, landmarks=landmarks.astype(np.float32))
+    lr, hr_matrix = enhance_lib.lr_crop(photo, face, 64, 256, 0.7)
+    weights = lr[..., 1].astype(float)
+    ys, xs = np.mgrid[:64, :64]
+    found = np.array([(xs * weights).sum(), (ys * weights).sum()]) / weights.sum()
+    expected = (align.transform_points(hr_matrix, point[None])[0] + 0.5) * 64 / 256 - 0.5
+    assert np.linalg.norm(found - expected) < 0.1
+
+
+def test_aligned_crops_are_routed_by_their_side():
+    router, stand_ins = stand_in_router()
+    crop = rgb(FFHQ, 24 / 256)  # a 24 px aligned face: the 32 px input holds it
+    result = enhance_lib.enhance_photo(crop, router, enhance_lib.EnhanceOptions(aligned=True))
+    assert result.models == ["celeba_32to128_psnr"] and result.image.shape == (96, 96, 3)
+    big = rgb(FFHQ, 100 / 256)
+    result = enhance_lib.enhance_photo(big, router, enhance_lib.EnhanceOptions(aligned=True))
+    assert result.models == ["bicubic"] and result.image.shape == (400, 400, 3)
+
+
+@pytest.mark.slow
+def test_cli_routes_with_the_shipped_models(tmp_path, capsys):
+    photo = rgb(BILL, 27 / 121)  # the face's aligned crop is ~27 px across: the 32 -> 128 model
+    Image.fromarray(photo).save(tmp_path / "small.png")
+    assert enhance.main(["-i", str(tmp_path / "small.png"), "-o", str(tmp_path / "out"), "--save-faces", "--quiet"]) == 0
+    assert "1 faces" in capsys.readouterr().out
+    with Image.open(tmp_path / "out" / "small_face0.png") as face, Image.open(tmp_path / "out" / "small.png") as out:
+        assert face.size == (128, 128) and out.size == (photo.shape[1] * 4, photo.shape[0] * 4)

@@ -1,0 +1,138 @@
+"""Which shipped model super-resolves each face of a photo: routed by the face's native size.
+
+A face's native size n is the side, in the photo's own pixels, of the region its aligned crop
+covers (`align.native_crop_size`: the training crop's HR side, measured in input pixels). A
+model with LR input side l sees that region at l x l pixels, so l < n would squeeze the face
+into fewer pixels than it has and throw detail away before the model starts. The rule
+(`smallest_fit`, the default):
+
+- the smallest shipped model whose LR input is at least n: n <= 16 -> celeba_16to64_psnr,
+  16 < n <= 32 -> celeba_32to128_psnr, 32 < n <= 64 -> ffhq_celeba_64to256_psnr; the face is
+  cut out at that LR size straight from the photo (one cubic warp, enlarging it: nothing lost);
+- n > 64 (larger than any model's input), or a photo not enlarged (upscale <= 1): no model can
+  add detail, so the face stays as the bicubic upscaled photo has it (nothing is pasted).
+
+Chosen by measurement (bench/routing_rules.py): the 200 lfw_dev photos (central 240 px, one
+main face each) shrunk by F = 1.5, 2, 2.5, 3, 4, 5, 6, 8 and enhanced back by F; PSNR-Y of the
+main face's box against the original photo (dB; table in docs/serving.md, "Which model gets a
+face"). Over all 1,599 faces `smallest_fit` scores 34.43, `nearest` 34.35, bicubic above 48 px
+34.39, always the largest model 34.23, bicubic 34.19, and one 16 px model for every face (what
+enhance did before) 29.52. `smallest_fit` is best or tied at every F but 6 (and 8, by 0.01 dB),
+where faces of 16-20 px gain 0.3 dB from being squeezed into the 16 px model (`nearest`);
+`nearest` loses more than that at F = 2.5 and 3, where it squeezes 32-45 px faces into the
+32 px model, so the rule that never squeezes is also the best overall. A model fed a face
+enlarged well beyond its native size adds little over bicubic (32-40 px faces in the 64 px
+model: -0.01 dB) but is never worse by more than that. `RULES` holds the candidates measured.
+
+`Router` is what `tf-stacksr enhance` runs when no --model is given: the routed zoo as one
+object, loading each model on first use. One model per LR size takes part: the PSNR-trained
+one (`*_psnr`), the most faithful.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+from tf_stacksr.models import zoo
+
+# A rule: (native size n, the LR sizes on offer, ascending) -> the LR size to use, or None (bicubic).
+Rule = Callable[[float, Sequence[int]], "int | None"]
+
+
+def smallest_fit(native: float, lr_sizes: Sequence[int]) -> int | None:
+    """The smallest LR input holding the face at no fewer pixels than it has; None above the largest."""
+    return next((lr for lr in lr_sizes if lr >= native), None)
+
+
+def nearest(native: float, lr_sizes: Sequence[int]) -> int | None:
+    """The LR input nearest n on a log scale (squeezes faces up to sqrt(2) x); None above the largest."""
+    if native > lr_sizes[-1]:
+        return None
+    return min(lr_sizes, key=lambda lr: abs(math.log(lr / native)))
+
+
+def largest(native: float, lr_sizes: Sequence[int]) -> int | None:
+    """Always the largest LR input (never squeezes, enlarges small faces most); None above it."""
+    return lr_sizes[-1] if native <= lr_sizes[-1] else None
+
+
+def fit_or_bicubic_above(limit: float) -> Rule:
+    """`smallest_fit`, but bicubic for faces above `limit` px."""
+    def rule(native: float, lr_sizes: Sequence[int]) -> int | None:
+        return None if native > limit else smallest_fit(native, lr_sizes)
+    rule.__name__ = f"smallest_fit_bicubic_above_{limit:g}"
+    return rule
+
+
+def smallest(native: float, lr_sizes: Sequence[int]) -> int | None:
+    """Always the smallest LR input, whatever the face's size (what one 16->64 model for every face did)."""
+    return lr_sizes[0]
+
+
+def bicubic(native: float, lr_sizes: Sequence[int]) -> int | None:
+    """No model: the bicubic photo everywhere (the baseline)."""
+    return None
+
+
+RULES: dict[str, Rule] = {
+    "smallest_fit": smallest_fit,
+    "nearest": nearest,
+    "smallest_fit_bicubic_above_48": fit_or_bicubic_above(48),
+    "largest": largest,
+    "smallest": smallest,
+    "bicubic": bicubic,
+}
+DEFAULT_RULE = "smallest_fit"
+
+
+def routed_entries(entries: dict[str, zoo.Entry] | None = None) -> list[zoo.Entry]:
+    """One shipped model per LR size, smallest first: the PSNR-trained one where there is one."""
+    entries = zoo.entries() if entries is None else entries
+    by_lr: dict[int, zoo.Entry] = {}
+    for entry in sorted(entries.values(), key=lambda e: (not e.name.endswith("_psnr"), e.name)):
+        by_lr.setdefault(entry.lr_size, entry)
+    return [by_lr[lr] for lr in sorted(by_lr)]
+
+
+class Router:
+    """The shipped models as one upscaler for `enhance_lib.enhance_photo`: `choose` names the
+    model for a face of native size n (see the module doc), `upscaler` loads it on first use.
+
+    `rule`: a name in RULES or a Rule; `load`: model name -> upscaler (default `models.load`,
+    with `flip_ensemble` passed on; None keeps each model's own setting).
+    """
+
+    name = "routed by face size"
+
+    def __init__(self, entries: dict[str, zoo.Entry] | None = None, rule: str | Rule = DEFAULT_RULE,
+                 load: Callable | None = None, flip_ensemble: bool | None = None):
+        self.entries = routed_entries(entries)
+        if not self.entries:
+            raise FileNotFoundError("no shipped models are installed to route faces among (reinstall tf-stacksr),"
+                                    " or pass --model=PATH")
+        if isinstance(rule, str) and rule not in RULES:
+            raise ValueError(f"rule={rule!r}: expected one of {', '.join(RULES)}")
+        self.rule = RULES[rule] if isinstance(rule, str) else rule
+        self.scale = max(e.scale for e in self.entries)  # the default whole-photo factor
+        self.hr_size = self.entries[-1].hr_size
+        self._load = load or self._load_shipped
+        self.flip_ensemble = flip_ensemble
+        self._loaded: dict[str, object] = {}
+
+    def _load_shipped(self, name: str):
+        from tf_stacksr import models  # TensorFlow loads here, on the first face
+
+        return models.load(name, flip_ensemble=self.flip_ensemble)
+
+    def choose(self, native: float, upscale: float) -> zoo.Entry | None:
+        """The model for a face `native` px across in a photo enlarged `upscale` x; None: keep it bicubic."""
+        if upscale <= 1:
+            return None
+        lr = self.rule(float(native), [e.lr_size for e in self.entries])
+        return next((e for e in self.entries if e.lr_size == lr), None)
+
+    def upscaler(self, entry: zoo.Entry):
+        if entry.name not in self._loaded:
+            self._loaded[entry.name] = self._load(entry.name)
+        return self._loaded[entry.name]
