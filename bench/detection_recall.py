@@ -1,7 +1,7 @@
 """Face detection recall on shrunk photos: how many of the faces found in each photo are still
 found when the photo is F times smaller.
 
-    python bench/detection_recall.py ../shared/data/lfw_dev --factors 2 4 8 --detectors yunet hog \\
+    python -m bench.detection_recall ../shared/data/lfw_dev --factors 2 4 8 --detectors yunet hog \\
         --json out/detection_recall.json
 
 Per detector, every photo of the folder is searched as is (the reference faces), then shrunk by
@@ -26,10 +26,10 @@ import time
 import numpy as np
 from PIL import Image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-from tf_stacksr import files  # noqa: E402
-from tf_stacksr.data import align, detect  # noqa: E402
+from tf_stacksr import files
+from tf_stacksr.data import align, detect
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # paths in reports are relative to it
 
 
 def scaled(face: align.Face, rx: float, ry: float) -> align.Face:

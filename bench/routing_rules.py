@@ -1,6 +1,6 @@
 """Which shipped model should get a face of a given size? Face-region PSNR of candidate rules.
 
-    python bench/routing_rules.py ../shared/data/lfw_dev --factors 1.5 2 3 4 6 8 --json out/routing_rules.json
+    python -m bench.routing_rules ../shared/data/lfw_dev --factors 1.5 2 3 4 6 8 --json out/routing_rules.json
 
 Every photo is cropped to its central 240 x 240 (divisible by every factor), shrunk F times
 (bicubic, PIL's antialiased resize) and enhanced back F times by `enhance_lib.enhance_photo`
@@ -27,12 +27,12 @@ import time
 import numpy as np
 from PIL import Image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-from tf_stacksr import files, models  # noqa: E402
-from tf_stacksr.apps import enhance_lib, routing  # noqa: E402
-from tf_stacksr.data import align, detect  # noqa: E402
-from tf_stacksr.metrics import image as image_metrics  # noqa: E402
+from tf_stacksr import files, models
+from tf_stacksr.apps import enhance_lib, routing
+from tf_stacksr.data import align, detect
+from tf_stacksr.metrics import image as image_metrics
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # paths in reports are relative to it
 
 SIDE = 240
 BANDS = [(0, 12), (12, 16), (16, 20), (20, 24), (24, 32), (32, 40), (40, 48), (48, 56), (56, 64), (64, 80), (80, 1e9)]

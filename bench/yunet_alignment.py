@@ -1,6 +1,6 @@
 """YuNet's alignment template, derived from dlib's, and how well YuNet-found faces align.
 
-    python bench/yunet_alignment.py --derive ../shared/data/celeba/train --limit 800 \\
+    python -m bench.yunet_alignment --derive ../shared/data/celeba/train --limit 800 \\
         --measure ../shared/data/lfw_dev tests/fixtures --shrink 2 4 8 --json out/yunet_alignment.json
 
 The training crops are aligned from dlib's 5 points (eye corners + nose base) onto dlib's mean
@@ -39,11 +39,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-from tf_stacksr import files  # noqa: E402
-from tf_stacksr.data import align, detect  # noqa: E402
-from tf_stacksr.metrics import image as image_metrics  # noqa: E402
+from tf_stacksr import files
+from tf_stacksr.data import align, detect
+from tf_stacksr.metrics import image as image_metrics
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # paths in reports are relative to it
 
 SIZE, FACE_SCALE = 128, 0.7
 WEIGHTINGS = {
@@ -109,7 +109,7 @@ def offsets(reference: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, floa
 
 
 def derive(pairs):
-    units, boxes = [], []
+    units = []
     for _, _, reference, face in pairs:
         matrix = align.alignment_matrix(reference, SIZE, FACE_SCALE)
         units.append((align.transform_points(matrix, face.landmarks) / SIZE - (1 - FACE_SCALE) / 2) / FACE_SCALE)
