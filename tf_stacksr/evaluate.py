@@ -5,6 +5,10 @@
       -> results.md, results.json, comparison.png (see tf_stacksr.evaluation.eval_lib)
   python -m tf_stacksr.evaluate fid DIR_A DIR_B          prints FID (DIR or stats .npz)
   python -m tf_stacksr.evaluate fid --save_stats DIR OUT.npz   saves DIR's FID statistics
+  python -m tf_stacksr.evaluate photos --input=DIR --factors=2,4,8 --jpeg=0,50 \\
+      --methods=bicubic,enhance,realesrgan --output_dir=OUT
+      whole photos shrunk by each factor (and JPEG-compressed), upscaled back by each method,
+      scored on their faces (tf_stacksr.evaluation.photo_bench; docs/photos.md)
 """
 
 from __future__ import annotations
@@ -28,13 +32,19 @@ for _field in dataclasses.fields(config.Config):
         flags.DEFINE_integer(_field.name, _field.default, _field.metadata["help"])
 flags.DEFINE_string("data", "", "Faces: a folder of images (searched recursively; centre-cropped like training) or of prepared TFRecord shards (manifest.json).")
 flags.DEFINE_string("eval_split", "test", "Split of prepared shards to evaluate (ignored for image folders; named apart from prepare's --split).")
-flags.DEFINE_list("methods", ["bicubic"], "Comma-separated methods: 'bicubic' and/or models (training model_dir, packed model, SavedModel or shipped model name), each optionally LABEL=MODEL to name its row. Bicubic is always included.")
+flags.DEFINE_list("methods", ["bicubic"], "Comma-separated methods: 'bicubic' and/or models (training model_dir, packed model, SavedModel or shipped model name), each optionally LABEL=MODEL to name its row. Bicubic is always included. photos mode: bicubic, enhance, realesrgan (default bicubic,enhance).")
 flags.DEFINE_string("output_dir", "eval", "Where results.md, results.json and comparison.png are written.")
 flags.DEFINE_integer("eval_batch_size", 32, "Images per batch (named apart from training's --batch_size).")
-flags.DEFINE_integer("limit", None, "Evaluate only the first N faces (sorted order).")
+flags.DEFINE_integer("limit", None, "Evaluate only the first N faces (photos mode: photos) in sorted order.")
 flags.DEFINE_integer("skip", 0, "Leave out the first N faces before --limit applies: e.g. choose a setting on faces the reported rows (--limit=N) never use.")
 flags.DEFINE_integer("figure_faces", 6, "Faces (rows) in comparison.png.")
 flags.DEFINE_bool("identity", True, "Score identity preservation with dlib's face descriptor.")
+# photos mode. --input is also prepare's flag: either module may define it first.
+flags.DEFINE_string("input", None, "photos mode: folder of photos (searched recursively).", allow_override=True)
+flags.DEFINE_list("factors", ["2", "4", "8"], "photos mode: shrink factors, each an integer in [2, 16].")
+flags.DEFINE_list("jpeg", ["0", "50"], "photos mode: JPEG qualities of the small input; 0 = no JPEG.")
+flags.DEFINE_integer("figure_photos", 3, "photos mode: photos (rows) in comparison.png.")
+flags.DEFINE_integer("figure_factor", 4, "photos mode: the factor comparison.png shows (at the first --jpeg quality).")
 flags.DEFINE_bool("save_stats", False, "fid mode: save the FID statistics of the first path to the second (.npz) instead of comparing.")
 
 
@@ -59,22 +69,52 @@ def _fid_command(args: list[str]) -> None:
     print(f"FID: {value:.4f}  (n={n_a} vs n={n_b})")
 
 
+def _int_list(name: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in getattr(FLAGS, name))
+    except ValueError:
+        raise app.UsageError(f"--{name}={','.join(getattr(FLAGS, name))}: expected comma-separated integers") from None
+
+
+def _photos_command(args: list[str]) -> None:
+    from tf_stacksr.evaluation import photo_bench, photo_methods, photo_report
+
+    if args:
+        raise app.UsageError(f"photos mode: unexpected arguments {args}; the photos folder is --input=DIR")
+    if not FLAGS.input:
+        raise app.UsageError("photos mode: --input is required: a folder of photos")
+    methods = tuple(FLAGS.methods) if FLAGS["methods"].present else photo_methods.DEFAULT_METHODS
+    try:
+        opts = photo_bench.PhotoBenchOptions(
+            input=FLAGS.input, factors=_int_list("factors"), jpeg=_int_list("jpeg"), methods=methods,
+            output_dir=FLAGS.output_dir, limit=FLAGS.limit, figure_photos=FLAGS.figure_photos,
+            figure_factor=FLAGS.figure_factor, identity=FLAGS.identity,
+            command="python -m tf_stacksr.evaluate " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    except ValueError as err:
+        raise app.UsageError(str(err)) from None
+    print(photo_report.markdown(photo_bench.run(opts)))
+
+
 def main(argv: list[str]) -> None:
     args = argv[1:]
-    if args and args[0] != "fid":
-        raise app.UsageError(f"unexpected arguments {args}; did you mean the 'fid' command?")
-    if args and len(args) != 3:
+    mode = args[0] if args and args[0] in ("fid", "photos") else None
+    if args and mode is None:
+        raise app.UsageError(f"unexpected arguments {args}; did you mean the 'fid' or 'photos' command?")
+    if mode == "fid" and len(args) != 3:
         raise app.UsageError("fid mode: expected two paths: DIR_A DIR_B (folders or .npz), "
                              "or --save_stats DIR OUT.npz")
-    if not args and not FLAGS.data:
+    if mode is None and not FLAGS.data:
         raise app.UsageError("--data is required: a folder of face images or of prepared shards")
     _check_fid_weights()
     import tensorflow as tf
 
     # Reference FID features are float32: keep TF32 (on by default on Ampere+ GPUs) out of the convolutions.
     tf.config.experimental.enable_tensor_float_32_execution(False)
-    if args:
+    if mode == "fid":
         _fid_command(args[1:])
+        return
+    if mode == "photos":
+        _photos_command(args[1:])
         return
     from tf_stacksr.evaluation import eval_lib, eval_report
 
@@ -93,4 +133,5 @@ if __name__ == "__main__":
         ("methods and scores", ["methods", "identity", "eval_batch_size"]),
         ("output", ["output_dir", "figure_faces"]),
         ("fid mode (evaluate fid DIR_A DIR_B)", ["save_stats"]),
+        ("photos mode (evaluate photos --input=DIR)", ["input", "factors", "jpeg", "figure_photos", "figure_factor"]),
     ])
