@@ -134,5 +134,5 @@ def test_cli_routes_with_the_shipped_models(tmp_path, capsys):
     Image.fromarray(photo).save(tmp_path / "small.png")
     assert enhance.main(["-i", str(tmp_path / "small.png"), "-o", str(tmp_path / "out"), "--save-faces", "--quiet"]) == 0
     assert "1 faces" in capsys.readouterr().out
-    with Image.open(tmp_path / "out" / "small_face0.png") as face, Image.open(tmp_path / "out" / "small.png") as out:
+    with Image.open(tmp_path / "out" / "small.png.face0.png") as face, Image.open(tmp_path / "out" / "small.png") as out:
         assert face.size == (128, 128) and out.size == (photo.shape[1] * 4, photo.shape[0] * 4)

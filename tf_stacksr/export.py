@@ -20,7 +20,8 @@ from tf_stacksr.serving import signatures
 
 flags.DEFINE_string("model_dir", None, "Model to export: a training folder (config.json + checkpoints/), a packed model"
                     " folder, or a shipped model's name (default: the shipped pretrained model).")
-flags.DEFINE_string("export_dir", None, "Version folder to create, <model_base_path>/<integer version>, e.g. models/stacksr/1.")
+flags.DEFINE_string("export_dir", None, "Required: the version folder to create, <model_base_path>/<integer version>,"
+                    " e.g. models/stacksr/1.")
 flags.DEFINE_bool("all_stages", False, "Also add the 'all_stages' signature returning every stage's output (LR first).")
 flags.DEFINE_string("gan_model", None, "Second model (GAN, same architecture) to blend in with --alpha (default with"
                     " --alpha and no --model_dir: the shipped GAN model, blended into the shipped PSNR model).")
@@ -29,13 +30,16 @@ flags.DEFINE_float("alpha", None, "Interpolation weight of --gan_model: 0 = --mo
 flags.DEFINE_integer("max_batch", signatures.MAX_BATCH, "Most faces (or encoded images) one request may hold; a"
                      " larger request fails with a message (TF Serving itself caps nothing).", lower_bound=1)
 flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir (atomically).")
-flags.mark_flags_as_required(["export_dir"])
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    # Checked here, not by absl's mark_flags_as_required: that would bind every parse of the
+    # process-wide flags (other commands' in the same process too) to this command's needs.
+    if not FLAGS.export_dir:
+        raise app.UsageError("--export_dir is required: the version folder to create, e.g. models/stacksr/1")
     if not os.path.basename(os.path.normpath(FLAGS.export_dir)).isdigit():
         print(f"note: TF Serving only loads integer version folders; {FLAGS.export_dir} is not one (see docs/serving.md)")
     from tf_stacksr.serving import export_lib  # TensorFlow loads here, after the flags are checked

@@ -10,20 +10,23 @@ from tf_stacksr import startup  # first: hides TensorFlow's start-up lines
 
 import json
 
-from absl import flags
+from absl import app, flags
 
 from tf_stacksr import config as config_lib
 from tf_stacksr.data import prepare as prepare_lib
 
-flags.DEFINE_string("input", None, "Folder of photos (recursive) or tfds:celeb_a / tfds:lfw.")
-flags.DEFINE_string("output", None, "Folder for the shards and manifest.json (created; reused to resume).")
+flags.DEFINE_string("input", None, "Required: a folder of photos (recursive) or tfds:celeb_a / tfds:lfw.")
+flags.DEFINE_string("output", None, "Required: the folder for the shards and manifest.json (created; reused to resume).")
 config_lib.define_flags_for(prepare_lib.PrepareOptions)
-flags.mark_flags_as_required(["input", "output"])
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
+    # Checked here, not by absl's mark_flags_as_required (see export.py).
+    for name in ("input", "output"):
+        if not FLAGS[name].value:
+            raise app.UsageError(f"--{name} is required: {FLAGS[name].help.removeprefix('Required: ')}")
     options = config_lib.options_from_flags(prepare_lib.PrepareOptions)
     manifest = prepare_lib.prepare(FLAGS.input, FLAGS.output, options)
     print(json.dumps({"counts": manifest["counts"], "splits": {k: {"examples": v["examples"], "identities": v["identities"]}
