@@ -36,6 +36,20 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 TF_IMAGE_EXTENSIONS = tuple(e for e in IMAGE_EXTENSIONS if e not in (".tif", ".tiff"))
 
 
+def package_file(package: str, relative: str, install_hint: str) -> str:
+    """Path of a data file shipped inside an installed package, found without importing it (models
+    are installed by pip, never downloaded); FileNotFoundError naming the install command if absent."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{relative}: package {package} is not installed ({install_hint})")
+    path = os.path.join(list(spec.submodule_search_locations)[0], relative)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} missing (reinstall with {install_hint})")
+    return path
+
+
 def list_images(folder: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS, exclude: Iterable[str] = ()) -> list[str]:
     """Every image file under `folder` (recursive), sorted so the order is reproducible.
 

