@@ -420,3 +420,27 @@ def test_cnn_detector_finds_the_face_of_a_small_photo(aligner):
     result = enhance_lib.enhance_photo(small, BicubicUpscaler(16, 64), options)
     assert len(result.faces) == 1
     assert [detect.cnn_upsample((h, h)) for h in (64, 450, 451, 900, 901, 1600)] == [2, 2, 1, 1, 0, 0]
+
+
+def test_detect_side_flag_lets_dlib_find_a_small_face_in_a_big_photo(tmp_path, monkeypatch):
+    """dlib's detectors search a copy of at most --detect-side: a small face in a big photo is lost
+    on the default 1600 px copy and found when the flag allows the whole photo."""
+    face = cv2.resize(group_photo(), None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)  # faces 86-124 px
+    canvas = np.full((2400, 3200, 3), 128, np.uint8)
+    canvas[1000:1000 + face.shape[0], 1500:1500 + face.shape[1]] = face
+    Image.fromarray(canvas).save(tmp_path / "big.png")
+    seen = {}
+
+    def run(*extra):
+        monkeypatch.setattr(photo_files, "enhance_files",
+                            lambda path, out, upscaler, options, **kw: seen.update(side=options.detect_side)
+                            or photo_files.Summary(files=1, written=1))
+        monkeypatch.setattr(enhance, "load_upscaler", lambda *a, **k: BicubicUpscaler(16, 64))
+        assert enhance.main(["-i", str(tmp_path / "big.png"), "-o", str(tmp_path / "out"), "--detector=hog", "--quiet",
+                             *extra]) == 0
+        return seen["side"]
+
+    assert run() == 1600 and run("--detect-side=3200") == 3200
+    hog = align.FaceAligner("hog")
+    found = [len(enhance_lib.detect_faces(hog, canvas, side)) for side in (1600, 3200)]
+    assert found[0] < found[1], found

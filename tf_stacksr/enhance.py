@@ -49,6 +49,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              " dlib's cnn (also turned faces; photos up to 900 px are first enlarged 2-4x, as dlib"
                              " advises; about 100x slower than hog)")
     parser.add_argument("--max-side", type=int, default=4096, help="downscale larger inputs to this long side first")
+    parser.add_argument("--detect-side", type=int, default=1600,
+                        help="--detector=hog|cnn search a copy of the photo at most this long (their time and memory"
+                             " grow with the pixel count; raise it to find small faces in big photos); yunet searches"
+                             " the whole photo at every scale")
     parser.add_argument("--max-output-side", type=int, default=8192,
                         help="lower the upscale of photos whose output would exceed this long side")
     parser.add_argument("--format", dest="output_format", choices=("same", "png", "jpeg"), default="same",
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = enhance_lib.EnhanceOptions(
             upscale=args.upscale, aligned=args.aligned, only_largest=args.only_largest, save_faces=args.save_faces,
-            face_scale=args.face_scale, detector=args.detector, max_side=args.max_side,
+            face_scale=args.face_scale, detector=args.detector, max_side=args.max_side, detect_side=args.detect_side,
             max_output_side=args.max_output_side, overwrite=args.overwrite, max_file_mb=args.max_file_mb,
             output_format=args.output_format)
         photo_files.check_folders(args.input, args.output)  # before the model loads
