@@ -35,7 +35,7 @@ def main(argv):
     from tf_stacksr.training import train_lib  # TensorFlow loads here, after the flags are checked
 
     logging.info("On %s: building the networks and the input pipeline, then the first step compiles the train step. "
-                 "The first progress line comes one to two minutes after the start for configs/quickstart.flags on 2 "
+                 "The first progress line comes about 20 s after the start for configs/quickstart.flags on 2 "
                  "idle CPU cores (later on a busy machine or for a bigger model), then one every %d steps "
                  "(--log_every)", _devices(), cfg.log_every)
     from tf_stacksr.models import runs

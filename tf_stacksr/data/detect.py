@@ -34,6 +34,7 @@ several levels are merged by box overlap, keeping the highest score.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -63,6 +64,18 @@ TILE = 2048  # the largest image (px per side) one YuNet pass sees (~0.4 GB of m
 MAX_PIXELS = 32e6
 TILE_OVERLAP = int(LEVEL_MAX) + 32
 MERGE_IOU = 0.3
+
+
+@contextlib.contextmanager
+def _opencv_errors_only():
+    """OpenCV's own log at ERROR inside the block (its level is process-wide: restored after)."""
+    logging = cv2.utils.logging
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
 
 
 def yunet_path() -> str:
@@ -138,11 +151,12 @@ class YuNet:
     def run(self, rgb: np.ndarray) -> np.ndarray:
         """[N, 15] float32 rows: box x, y, w, h, 5 landmarks (x, y) in "yunet5" order, score."""
         height, width = rgb.shape[:2]
-        if self._net is None:
-            self._net = cv2.FaceDetectorYN.create(yunet_path(), "", (width, height), self.score_threshold,
-                                                  self.nms_threshold, self.top_k)
-        self._net.setInputSize((width, height))
-        _, found = self._net.detect(np.ascontiguousarray(rgb[..., ::-1]))  # YuNet takes BGR
+        with _opencv_errors_only():  # OpenCV 5 warns that its new DNN engine ignores YuNet's default target
+            if self._net is None:
+                self._net = cv2.FaceDetectorYN.create(yunet_path(), "", (width, height), self.score_threshold,
+                                                      self.nms_threshold, self.top_k)
+            self._net.setInputSize((width, height))
+            _, found = self._net.detect(np.ascontiguousarray(rgb[..., ::-1]))  # YuNet takes BGR
         return np.zeros((0, 15), np.float32) if found is None else found
 
 
