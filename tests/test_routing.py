@@ -59,11 +59,22 @@ def test_each_face_goes_to_the_smallest_model_that_holds_it(native, expected):
     assert router.choose(native, 1.0) is None  # a photo not enlarged keeps its faces as they are
 
 
-def test_routed_models_are_the_shipped_psnr_ones():
-    assert [e.name for e in routing.routed_entries()] == [
+def test_clean_routing_uses_the_shipped_psnr_models():
+    assert [e.name for e in routing.routed_entries(degradation="bicubic")] == [
         "celeba_16to64_psnr", "celeba_32to128_psnr", "ffhq_celeba_64to256_psnr"]
     assert set(zoo.entries()) >= {"celeba_16to64_gan"}  # on offer, but not routed to
     assert routing.Router(load=lambda name: None).scale == 4
+
+
+def test_photos_prefer_models_trained_for_real_photos_where_a_size_has_one():
+    entries = {e.name: e for e in [zoo.Entry("a_16to64_psnr", "a", 16, 64, "bicubic"),
+                                   zoo.Entry("a_16to64_gan", "b", 16, 64, "bicubic"),
+                                   zoo.Entry("a_16to64_realistic", "c", 16, 64, "realistic"),
+                                   zoo.Entry("a_32to128_psnr", "d", 32, 128, "bicubic")]}
+    assert [e.name for e in routing.routed_entries(entries)] == ["a_16to64_realistic", "a_32to128_psnr"]
+    assert [e.name for e in routing.routed_entries(entries, "bicubic")] == ["a_16to64_psnr", "a_32to128_psnr"]
+    with pytest.raises(ValueError, match="degradation='jpeg'"):
+        routing.Router(entries=entries, degradation="jpeg")
 
 
 def test_router_without_models_says_what_to_do(tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ import os
 import sys
 
 from tf_stacksr import startup  # noqa: F401  first: hides TensorFlow's start-up lines (it loads later)
+from tf_stacksr.apps import routing  # no TensorFlow: the zoo's list of models
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,6 +37,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--flip-ensemble", choices=("on", "off"), help="average each face's output with its"
                         " mirror image's (2x compute, slightly sharper and more faithful); default: the model's own"
                         " setting (on for the shipped PSNR model)")
+    parser.add_argument("--degradation", choices=routing.DEGRADATIONS, default="realistic",
+                        help="without --model, which shipped models the faces are routed to: those trained for real"
+                             " photos (realistic: blurred, noisy, JPEG'd inputs; the clean model where a face size has"
+                             " none) or only the clean ones (bicubic: the paper's benchmark inputs)")
     parser.add_argument("--upscale", type=float, help="whole-photo enlargement (default: the model's scale, 4 for"
                                                       " the shipped models)")
     parser.add_argument("--aligned", action="store_true", help="inputs are aligned face crops, not photos")
@@ -66,14 +71,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_upscaler(model: str | None, gan_model: str | None, alpha: float | None, flip_ensemble: bool | None = None):
-    """The upscaler to run (the routed shipped models when no model, GAN model or alpha is named);
-    SystemExit with a clear message when the models cannot be loaded."""
+def load_upscaler(model: str | None, gan_model: str | None, alpha: float | None, flip_ensemble: bool | None = None,
+                  degradation: str = "realistic"):
+    """The upscaler to run (the shipped models trained for `degradation`, routed by face size, when
+    no model, GAN model or alpha is named); SystemExit with a clear message when they cannot be loaded."""
     try:
         if model is None and gan_model is None and alpha is None:
-            from tf_stacksr.apps import routing
-
-            return routing.Router(flip_ensemble=flip_ensemble)
+            return routing.Router(flip_ensemble=flip_ensemble, degradation=degradation)
         from tf_stacksr import models  # TensorFlow loads here, after the cheap checks
 
         return models.load(model, gan_model=gan_model, alpha=alpha, flip_ensemble=flip_ensemble)
@@ -97,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         raise SystemExit(f"enhance: {err}") from None
     flip = None if args.flip_ensemble is None else args.flip_ensemble == "on"
-    upscaler = load_upscaler(args.model, args.gan_model, args.alpha, flip)
+    upscaler = load_upscaler(args.model, args.gan_model, args.alpha, flip, args.degradation)
     try:
         summary = photo_files.enhance_files(args.input, args.output, upscaler, options, progress=not args.quiet)
     except ValueError as err:

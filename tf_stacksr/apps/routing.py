@@ -25,8 +25,10 @@ enlarged well beyond its native size adds little over bicubic (32-40 px faces in
 model: -0.01 dB) but is never worse by more than that. `RULES` holds the candidates measured.
 
 `Router` is what `tf-stacksr enhance` runs when no --model is given: the routed zoo as one
-object, loading each model on first use. One model per LR size takes part: the PSNR-trained
-one (`*_psnr`), the most faithful.
+object, loading each model on first use. One model per LR size takes part: by default the one
+trained for real photos (`degradation` "realistic": blurred, noisy, JPEG'd inputs) where that
+size has one, else the clean PSNR-trained one (`*_psnr`), the most faithful; `degradation=
+"bicubic"` routes among the clean models only (the paper's benchmark inputs).
 """
 
 from __future__ import annotations
@@ -86,11 +88,18 @@ RULES: dict[str, Rule] = {
 DEFAULT_RULE = "smallest_fit"
 
 
-def routed_entries(entries: dict[str, zoo.Entry] | None = None) -> list[zoo.Entry]:
-    """One shipped model per LR size, smallest first: the PSNR-trained one where there is one."""
+DEGRADATIONS = ("realistic", "bicubic")  # what the routed models were trained on; see the module doc
+
+
+def routed_entries(entries: dict[str, zoo.Entry] | None = None, degradation: str = "realistic") -> list[zoo.Entry]:
+    """One shipped model per LR size, smallest first: trained for `degradation` where there is one
+    ("bicubic": only those), then the PSNR-trained one."""
+    if degradation not in DEGRADATIONS:
+        raise ValueError(f"degradation={degradation!r}: expected one of {', '.join(DEGRADATIONS)}")
     entries = zoo.entries() if entries is None else entries
+    candidates = [e for e in entries.values() if degradation == "realistic" or e.degradation == degradation]
     by_lr: dict[int, zoo.Entry] = {}
-    for entry in sorted(entries.values(), key=lambda e: (not e.name.endswith("_psnr"), e.name)):
+    for entry in sorted(candidates, key=lambda e: (e.degradation != degradation, not e.name.endswith("_psnr"), e.name)):
         by_lr.setdefault(entry.lr_size, entry)
     return [by_lr[lr] for lr in sorted(by_lr)]
 
@@ -100,14 +109,15 @@ class Router:
     model for a face of native size n (see the module doc), `upscaler` loads it on first use.
 
     `rule`: a name in RULES or a Rule; `load`: model name -> upscaler (default `models.load`,
-    with `flip_ensemble` passed on; None keeps each model's own setting).
+    with `flip_ensemble` passed on; None keeps each model's own setting); `degradation`: which
+    models take part (`routed_entries`).
     """
 
     name = "routed by face size"
 
     def __init__(self, entries: dict[str, zoo.Entry] | None = None, rule: str | Rule = DEFAULT_RULE,
-                 load: Callable | None = None, flip_ensemble: bool | None = None):
-        self.entries = routed_entries(entries)
+                 load: Callable | None = None, flip_ensemble: bool | None = None, degradation: str = "realistic"):
+        self.entries = routed_entries(entries, degradation)
         if not self.entries:
             raise FileNotFoundError("no shipped models are installed to route faces among (reinstall tf-stacksr),"
                                     " or pass --model=PATH")
