@@ -87,16 +87,19 @@ def measure(paths, upscale: float, tolerance: float) -> dict:
 
 def markdown(result: dict, command: str) -> str:
     r = result["sharpness_ratio"]
-    fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+
+    def fmt(value):
+        return "—" if value is None else f"{value:.3f}"
+
     return "\n".join([
         f"# Faces of photos enlarged x{result['upscale']:g} as they are: enhance vs bicubic sharpness", "",
         f"`{command}`", "",
         "| photos | faces (median box px) | blurrier than bicubic | sharpness ratio min / median / max |",
         "|---:|---:|---:|---|",
-        f"| {result['photos']} | {result['faces']} ({result['face_px_median'] or 0:.0f}) | {result['blurrier_faces']}"
-        f" | {fmt(r['min'])} / {fmt(r['median'])} / {fmt(r['max'])} |", "",
-        "Sharpness: mean squared Sobel gradient of the luma over each face box (+20% each side);"
-        f" blurrier: below {1 - result['tolerance']:g} x bicubic's.", ""])
+        (f"| {result['photos']} | {result['faces']} ({result['face_px_median'] or 0:.0f}) | {result['blurrier_faces']}"
+         f" | {fmt(r['min'])} / {fmt(r['median'])} / {fmt(r['max'])} |"), "",
+        ("Sharpness: mean squared Sobel gradient of the luma over each face box (+20% each side);"
+         f" blurrier: below {1 - result['tolerance']:g} x bicubic's."), ""])
 
 
 def main(argv) -> None:
