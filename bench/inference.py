@@ -19,13 +19,12 @@ import glob
 import os
 import resource
 import tempfile
-import time
 
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from bench.device import cpu_name
+from bench.device import cpu_name, faces_per_second
 from tf_stacksr import models
 from tf_stacksr.data import pairs
 from tf_stacksr.data.pipeline import load_face
@@ -45,16 +44,6 @@ def lr_faces(lr_size: int, hr_size: int, count: int) -> np.ndarray:
     files = sorted(glob.glob(os.path.join(FACES, "*.jpg")))
     hr = tf.stack([load_face(tf.constant(files[i % len(files)]), hr_size) for i in range(count)])
     return pairs.float_to_uint8(pairs.downscale(hr, lr_size)).numpy()
-
-
-def faces_per_second(upscale, faces: np.ndarray, repeats: int) -> float:
-    upscale(faces)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        upscale(faces)
-        times.append(time.perf_counter() - t0)
-    return len(faces) / float(np.median(times))
 
 
 flags.DEFINE_string("model_dir", os.path.join(REPO, "runs", "quickstart"),

@@ -28,10 +28,15 @@ def downscale(images: tf.Tensor, size: int) -> tf.Tensor:
     return tf.clip_by_value(out, -1.0, 1.0)
 
 
+def bicubic_resize(images: tf.Tensor, size: int) -> tf.Tensor:
+    """Bicubic resize to size x size, not antialiased: a fixed linear map of the pixels (the
+    LiteRT export writes it as matrix products, `serving.litert_export.bicubic_matrix`)."""
+    return tf.image.resize(images, [size, size], method="bicubic")
+
+
 def upscale(images: tf.Tensor, size: int) -> tf.Tensor:
     """Bicubic upscale of float [-1, 1] images: LR -> the blurry network input A."""
-    out = tf.image.resize(images, [size, size], method="bicubic")
-    return tf.clip_by_value(out, -1.0, 1.0)
+    return tf.clip_by_value(bicubic_resize(images, size), -1.0, 1.0)
 
 
 def quantize(images: tf.Tensor) -> tf.Tensor:

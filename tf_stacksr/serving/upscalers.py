@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Protocol
+from typing import Callable, Protocol
 
 import keras
 import numpy as np
@@ -52,14 +52,17 @@ class Bicubic:
         return self._upscale(tf.constant(lr, tf.uint8)).numpy()
 
 
-def stages_from_uint8(generator: keras.Model, lr: tf.Tensor, hr_size: int, flip_ensemble: bool = False) -> list[tf.Tensor]:
+def stages_from_uint8(generator: keras.Model, lr: tf.Tensor, hr_size: int, flip_ensemble: bool = False,
+                      upscale: Callable[[tf.Tensor, int], tf.Tensor] = pairs.upscale) -> list[tf.Tensor]:
     """uint8 LR batch -> every stage's output as uint8, LR first, HR last.
 
     One generator pass, or with `flip_ensemble` two: the face and its mirror image, whose output
     is mirrored back and averaged in (the self-ensemble of EDSR, Lim et al. 2017, restricted to
     the one symmetry faces have). The result is exactly mirror-equivariant and less noisy.
+    `upscale` makes the network input A (`pairs.upscale`; the LiteRT export passes the same map
+    written with ops LiteRT has).
     """
-    blurry = pairs.upscale(pairs.uint8_to_float(lr), hr_size)
+    blurry = upscale(pairs.uint8_to_float(lr), hr_size)
     outputs = [tf.cast(o, tf.float32) for o in generator(blurry, training=False)]
     if flip_ensemble:
         mirrored = generator(tf.reverse(blurry, axis=[2]), training=False)
