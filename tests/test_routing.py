@@ -45,7 +45,7 @@ def rgb(path, factor=1.0):
 
 
 @pytest.mark.parametrize("native, expected", [
-    (8, "celeba_16to64_psnr"), (15.9, "celeba_16to64_psnr"), (16, "celeba_16to64_psnr"),
+    (8, "celeba_16to64_realistic"), (15.9, "celeba_16to64_realistic"), (16, "celeba_16to64_realistic"),
     (16.1, "celeba_32to128_psnr"), (20, "celeba_32to128_psnr"), (27, "celeba_32to128_psnr"), (32, "celeba_32to128_psnr"),
     (32.5, "ffhq_celeba_64to256_psnr"), (40, "ffhq_celeba_64to256_psnr"), (64, "ffhq_celeba_64to256_psnr"),
     (64.1, None), (100, None), (900, None),
@@ -100,8 +100,8 @@ def test_enhance_routes_each_face_by_size_and_keeps_big_faces_bicubic():
     router, stand_ins = stand_in_router()
     result = enhance_lib.enhance_photo(photo, router, enhance_lib.EnhanceOptions(upscale=2))
     by_size = dict(zip([round(enhance_lib.native_size(f, 0.7)) for f in faces], result.models))
-    assert [by_size[round(n)] for n in natives] == ["celeba_16to64_psnr", "celeba_32to128_psnr", "bicubic"]
-    assert len(stand_ins["celeba_16to64_psnr"].calls) == 1 and len(stand_ins["celeba_32to128_psnr"].calls) == 1
+    assert [by_size[round(n)] for n in natives] == ["celeba_16to64_realistic", "celeba_32to128_psnr", "bicubic"]
+    assert len(stand_ins["celeba_16to64_realistic"].calls) == 1 and len(stand_ins["celeba_32to128_psnr"].calls) == 1
     assert not stand_ins["ffhq_celeba_64to256_psnr"].calls
     assert any("kept bicubic" in note for note in result.notes)
     plain = cv2.resize(photo, result.image.shape[1::-1], interpolation=cv2.INTER_CUBIC).astype(int)
@@ -110,7 +110,7 @@ def test_enhance_routes_each_face_by_size_and_keeps_big_faces_bicubic():
         change = result.image[y - 2:y + 3, x - 2:x + 3].astype(int).mean() - plain[y - 2:y + 3, x - 2:x + 3].mean()
         assert (change > 20) if model != "bicubic" else (change == 0)
     assert [f.shape[0] for f in result.faces] == [
-        {"celeba_16to64_psnr": 64, "celeba_32to128_psnr": 128}.get(m, f.shape[0]) for f, m in zip(result.faces, result.models)]
+        {"celeba_16to64_realistic": 64, "celeba_32to128_psnr": 128}.get(m, f.shape[0]) for f, m in zip(result.faces, result.models)]
 
 
 def test_a_face_smaller_than_the_input_is_cut_out_in_the_training_frame():
