@@ -21,10 +21,18 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
-
 from absl import logging
 
-from tf_stacksr.data import align, framing, photos, pipeline, prepare, records, shards, sources
+from tf_stacksr.data import (
+    align,
+    framing,
+    photos,
+    pipeline,
+    prepare,
+    records,
+    shards,
+    sources,
+)
 from tf_stacksr.metrics import fid
 
 
