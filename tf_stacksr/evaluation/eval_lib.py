@@ -68,7 +68,7 @@ class _MethodScores:
         self.descriptors: list[np.ndarray] = []
         self.sface_cosines: list[np.ndarray] = []
 
-    def add(self, sr: np.ndarray, hr: np.ndarray, features: fid.InceptionFeatures, judges: _Judges, truth) -> None:
+    def add(self, sr: np.ndarray, hr: np.ndarray, features: fid.InceptionFeatures, judges: _Judges, truth: _TruthBatch) -> None:
         for key, values in image.image_metrics(sr, hr).items():
             self.per_image[key].append(values)
         self.fid_stats.update(features(sr))
@@ -162,7 +162,6 @@ def evaluate(opts: EvalOptions) -> dict:
     ups, names = _open_methods(opts, cfg)
     features = fid.shared_features(opts.fid_cache)
     judges = _Judges(opts.identity)
-    os.makedirs(opts.output_dir, exist_ok=True)
     if framings:
         report = {"data": opts.data, "scale": cfg.scale, "hr_size": cfg.hr_size, "lr_size": cfg.lr_size, "framings": []}
         for name in framings:
@@ -199,6 +198,7 @@ def _score(opts: EvalOptions, cfg: config.Config, source: eval_data.FaceSource, 
     if counter.seen < 2:
         raise ValueError(f"--data={opts.data!r}: {counter.seen} readable faces; FID needs at least 2")
     columns = [("LR input", figure_lr), *zip(names, figure_sr), ("ground truth", figure_hr)]
+    os.makedirs(opts.output_dir, exist_ok=True)
     eval_report.comparison_figure(columns, os.path.join(opts.output_dir, figure_file), cfg.hr_size)
     if counter.skipped:
         logging.warning("skipped %d unreadable images, e.g. %s", counter.skipped, counter.skipped_keys()[:3])
