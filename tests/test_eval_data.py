@@ -63,3 +63,26 @@ def test_prepared_shards_are_read_with_their_identities(prepared_celeba_128):
     assert [k for k, _, _ in rest.dataset.as_numpy_iterator()] == [k for k, _, _ in elements[2:]]
     with pytest.raises(ValueError, match=f"--skip={len(elements)} leaves no faces"):
         eval_data.open_faces(out, 64, skip=len(elements))
+
+
+def test_framed_faces_are_the_prepared_faces_cropped_again_from_their_photos(prepared_celeba_128):
+    from tf_stacksr.data import shards
+
+    out, _ = prepared_celeba_128
+    files, _ = shards.split_files(out, "test")
+    prepared = [shards.load_record(r, 128).numpy() for r in tf.data.TFRecordDataset(files).take(3)]
+    ours = list(eval_data.framed_faces(out, "ours", 128, limit=3).dataset.as_numpy_iterator())
+    for (_, _, face), record in zip(ours, prepared):  # `ours` reproduces prepare's crop (float32 landmarks: +-1 level)
+        assert np.abs(face - record).max() <= 1.5 / 127.5
+    wide = eval_data.framed_faces(out, "dlib_chip_0.5", 64, limit=3)
+    assert "dlib get_face_chip geometry, padding 0.5" in wide.description
+    elements = list(wide.dataset.as_numpy_iterator())
+    assert [(k, i) for k, i, _ in elements] == [(k, i) for k, i, _ in ours]
+    assert all(hr.shape == (64, 64, 3) and -1 <= hr.min() < hr.max() <= 1 for _, _, hr in elements)
+
+
+def test_framed_faces_need_prepared_shards_and_a_known_framing(prepared_celeba_128):
+    with pytest.raises(ValueError, match="--framing needs --data to be prepared shards"):
+        eval_data.framed_faces(str(FIXTURES / "celeba"), "ours", 64)
+    with pytest.raises(ValueError, match="--framing='dlib_chip': unknown framing"):
+        eval_data.framed_faces(prepared_celeba_128[0], "dlib_chip", 64)

@@ -85,6 +85,36 @@ def test_evaluate_writes_tables_and_figure(run_cli, faces_with_a_corrupt_file, t
     assert figure.shape == (visualize.HEADER + pad + 5 * (128 + pad), pad + 4 * (128 + pad), 3)
 
 
+def test_unknown_framing_is_refused_naming_the_flag_before_any_work(run_cli, tmp_path):
+    from absl import app
+
+    out = tmp_path / "out"
+    with pytest.raises(app.UsageError, match="--framing='dlib_chip_x': unknown framing; expected ours, ffhq or dlib_chip_<padding>"):
+        run_cli(f"--data={FIXTURES / 'lfw'}", "--framing=ours,dlib_chip_x", f"--output_dir={out}")
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_evaluate_by_framing_writes_one_row_per_framing_and_method(run_cli, prepared_celeba_128, tmp_path, capsys):
+    out, model = tmp_path / "out", tmp_path / "fake_model"
+    model.mkdir()
+    run_cli(f"--data={prepared_celeba_128[0]}", "--framing=ours,dlib_chip_0.5", f"--methods=bicubic,fake={model}",
+            "--figure_faces=2", f"--output_dir={out}")
+    report = json.loads((out / eval_report.JSON_FILE).read_text())
+    rows = report["rows"]
+    assert [(r["framing"], r["method"]) for r in rows] == [
+        ("ours", "bicubic"), ("ours", "fake"), ("dlib_chip_0.5", "bicubic"), ("dlib_chip_0.5", "fake")]
+    for row in rows:
+        assert row["n"] == prepared_celeba_128[1]["splits"]["test"]["examples"]
+        assert 0 < row["sface_cosine"] <= 1 and 0 <= row["identity_distance"]
+        if row["method"] == "bicubic":
+            assert row["psnr_y_gain"] == 0 and row["fid_ratio"] == 1
+    fake = next(p for p in report["framings"] if p["framing"] == "ours")["methods"][1]
+    assert rows[1]["psnr_rgb_gain"] == pytest.approx(fake["psnr_rgb"] - rows[0]["psnr_rgb"])
+    assert "| framing | method | PSNR-Y (dB) ↑ | gain PSNR-Y ↑" in capsys.readouterr().out
+    assert (out / "comparison_ours.png").is_file() and (out / "comparison_dlib_chip_0.5.png").is_file()
+
+
 def test_evaluate_rejects_a_model_of_another_scale(run_cli, tmp_path):
     model = tmp_path / "fake_model"
     model.mkdir()

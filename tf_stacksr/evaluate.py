@@ -3,6 +3,9 @@
   python -m tf_stacksr.evaluate --data=DIR --scale=4 --hr_size=64 \\
       --methods=bicubic,runs/x4,exported/x4 --output_dir=eval/x4
       -> results.md, results.json, comparison.png (see tf_stacksr.evaluation.eval_lib)
+  python -m tf_stacksr.evaluate --data=PREPARED --framing=ours,dlib_chip_0.25,ffhq --methods=...
+      the same faces cropped again from their photos in each framing (one row per framing and
+      method, with each method's gains over bicubic; tf_stacksr.data.framing)
   python -m tf_stacksr.evaluate fid DIR_A DIR_B          prints FID (DIR or stats .npz)
   python -m tf_stacksr.evaluate fid --save_stats DIR OUT.npz   saves DIR's FID statistics
   python -m tf_stacksr.evaluate photos --input=DIR --factors=2,4,8 --jpeg=0,50 \\
@@ -38,7 +41,10 @@ flags.DEFINE_integer("eval_batch_size", 32, "Images per batch (named apart from 
 flags.DEFINE_integer("limit", None, "Evaluate only the first N faces (photos mode: photos) in sorted order.")
 flags.DEFINE_integer("skip", 0, "Leave out the first N faces before --limit applies: e.g. choose a setting on faces the reported rows (--limit=N) never use.")
 flags.DEFINE_integer("figure_faces", 6, "Faces (rows) in comparison.png.")
-flags.DEFINE_bool("identity", True, "Score identity preservation with dlib's face descriptor.")
+flags.DEFINE_bool("identity", True, "Score identity preservation with dlib's face descriptor and SFace.")
+flags.DEFINE_list("framing", [], "Score every method on the faces of prepared --data cropped again from their photos in each "
+                  "of these framings (tf_stacksr.data.framing; docs/serving.md): ours, dlib_chip_<padding> "
+                  "(dlib.get_face_chip's, e.g. dlib_chip_0.25), ffhq. Empty: the faces as --data holds them.")
 # photos mode. --input is also prepare's flag: either module may define it first.
 flags.DEFINE_string("input", None, "photos mode: folder of photos (searched recursively).", allow_override=True)
 flags.DEFINE_list("factors", ["2", "4", "8"], "photos mode: shrink factors, each an integer in [2, 16].")
@@ -56,6 +62,17 @@ def _check_fid_weights() -> None:
         inception.check_weights()
     except FileNotFoundError as err:
         raise SystemExit(f"evaluate: {err}") from None
+
+
+def _check_framings() -> None:
+    """Stop now, before anything loads, on a framing name `data.framing` does not know."""
+    from tf_stacksr.data import framing
+
+    try:
+        for name in FLAGS.framing:
+            framing.parse(name)
+    except ValueError as err:
+        raise app.UsageError(str(err)) from None
 
 
 def _fid_command(args: list[str]) -> None:
@@ -105,6 +122,7 @@ def main(argv: list[str]) -> None:
                              "or --save_stats DIR OUT.npz")
     if mode is None and not FLAGS.data:
         raise app.UsageError("--data is required: a folder of face images or of prepared shards")
+    _check_framings()
     _check_fid_weights()
     import tensorflow as tf
 
@@ -121,7 +139,7 @@ def main(argv: list[str]) -> None:
     opts = eval_lib.EvalOptions(
         data=FLAGS.data, scale=FLAGS.scale, hr_size=FLAGS.hr_size, methods=tuple(FLAGS.methods),
         output_dir=FLAGS.output_dir, batch_size=FLAGS.eval_batch_size, limit=FLAGS.limit, skip=FLAGS.skip,
-        split=FLAGS.eval_split,
+        split=FLAGS.eval_split, framings=tuple(FLAGS.framing),
         figure_faces=FLAGS.figure_faces, identity=FLAGS.identity,
         command="python -m tf_stacksr.evaluate " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     print(eval_report.markdown(eval_lib.evaluate(opts)))
@@ -129,7 +147,7 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     startup.run(main, [
-        ("faces", ["data", "eval_split", "hr_size", "scale", "limit", "skip"]),
+        ("faces", ["data", "eval_split", "hr_size", "scale", "limit", "skip", "framing"]),
         ("methods and scores", ["methods", "identity", "eval_batch_size"]),
         ("output", ["output_dir", "figure_faces"]),
         ("fid mode (evaluate fid DIR_A DIR_B)", ["save_stats"]),

@@ -169,21 +169,17 @@ def dlib_box(landmarks: np.ndarray, layout: str = DLIB5) -> tuple[float, float, 
     return (float(centre[0] - half), float(centre[1] - half), float(centre[0] + half), float(centre[1] + half))
 
 
-def align_face(
-    image: np.ndarray, landmarks: np.ndarray, size: int, face_scale: float = 0.7, layout: str = DLIB5
-) -> tuple[np.ndarray, np.ndarray]:
-    """Aligned `size` x `size` crop of the face with these landmarks, and its matrix image -> crop.
+def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The `size` x `size` crop of `image` under a 2x3 similarity `matrix` (image -> crop).
 
     Shrinking faces are first area-averaged to the target scale (a plain bilinear warp would
     alias), so the crop is as sharp as the source allows without ringing. Pixels outside the
     photo are filled by edge replication, which leaves no hard black border for the model to
-    learn. `cv2.warpAffine(image, matrix, (size, size))` reproduces the geometry; warp back
-    with `invert_affine(matrix)`.
+    learn. `cv2.warpAffine(image, matrix, (size, size))` reproduces the geometry.
     """
     image = np.ascontiguousarray(image)
-    matrix = alignment_matrix(landmarks, size, face_scale, layout)
     scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
-    source, warp = image, matrix
+    source, matrix = image, np.asarray(matrix, dtype=np.float64)
     if scale < 1.0:
         h, w = image.shape[:2]
         new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
@@ -191,9 +187,17 @@ def align_face(
         rx, ry = new_w / w, new_h / h
         # cv2.resize maps pixel centres x -> r * x + (r - 1) / 2; undo that before the warp.
         pre = np.array([[rx, 0.0, (rx - 1) / 2], [0.0, ry, (ry - 1) / 2], [0.0, 0.0, 1.0]])
-        warp = (np.vstack([matrix, [0.0, 0.0, 1.0]]) @ np.linalg.inv(pre))[:2]
-    crop = cv2.warpAffine(source, warp, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    return crop, matrix
+        matrix = (np.vstack([matrix, [0.0, 0.0, 1.0]]) @ np.linalg.inv(pre))[:2]
+    return cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+
+def align_face(
+    image: np.ndarray, landmarks: np.ndarray, size: int, face_scale: float = 0.7, layout: str = DLIB5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Aligned `size` x `size` crop of the face with these landmarks (resampled by `warp`), and
+    its matrix image -> crop; warp back with `invert_affine(matrix)`."""
+    matrix = alignment_matrix(landmarks, size, face_scale, layout)
+    return warp(image, matrix, size), matrix
 
 
 def model_path(filename: str) -> str:

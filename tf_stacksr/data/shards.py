@@ -60,11 +60,15 @@ def pooled_split_files(data_dirs: str | Sequence[str], split: str) -> tuple[list
     return files, n
 
 
-def load_record(serialized: tf.Tensor, size: int) -> tf.Tensor:
-    """Serialized example -> float [-1, 1] face at `size` (antialiased bicubic if prepared at another size)."""
-    image = pairs.uint8_to_float(records.decode_face(records.parse_example(serialized)["image"]))
-    image = tf.image.resize(image, [size, size], method="bicubic", antialias=True)
+def resize_face(face: tf.Tensor, size: int) -> tf.Tensor:
+    """uint8 face at its prepared size -> float [-1, 1] at `size` (antialiased bicubic if the sizes differ)."""
+    image = tf.image.resize(pairs.uint8_to_float(face), [size, size], method="bicubic", antialias=True)
     return tf.clip_by_value(image, -1.0, 1.0)
+
+
+def load_record(serialized: tf.Tensor, size: int) -> tf.Tensor:
+    """Serialized example -> float [-1, 1] face at `size` (`resize_face`)."""
+    return resize_face(records.decode_face(records.parse_example(serialized)["image"]), size)
 
 
 def _epoch_records(files: tf.Tensor, seed: int, epoch: tf.Tensor) -> tf.data.Dataset:

@@ -3,8 +3,10 @@
 A face source is a tf.data stream of (key, identity, HR face) elements, the HR face float
 [-1, 1] at `hr_size` produced by the same loader training uses, so a model is scored on the
 faces it was trained on: `folder_faces` (photo folders, `pipeline.load_face`) and
-`shard_faces` (prepared TFRecord shards, `shards.load_record`). A new source is one more
-function returning a `FaceSource`; `open_faces` picks the source from what the path holds.
+`shard_faces` (prepared TFRecord shards, `shards.load_record`), and `framed_faces` (the faces of
+prepared shards cropped again from their photos in another framing, `data.framing`). A new
+source is one more function returning a `FaceSource`; `open_faces` picks the source from what
+the path holds.
 
 Bad images are skipped, never fatal: the stream drops elements whose decoding fails (after
 logging the error), and `SkipCounter` reports how many and which.
@@ -13,13 +15,24 @@ logging the error), and `SkipCounter` reports how many and which.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
-from tf_stacksr.data import pipeline, records, shards, sources
+from tf_stacksr.data import (
+    align,
+    framing,
+    photos,
+    pipeline,
+    prepare,
+    records,
+    shards,
+    sources,
+)
 from tf_stacksr.metrics import fid
 
 
@@ -92,6 +105,68 @@ def shard_faces(data_dir: str, hr_size: int, limit: int | None = None, split: st
 
     ds = ds.map(face, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return FaceSource(f"prepared shards {data_dir}, split {split!r} (aligned, load_record){_skipped(skip)}", size, ds)
+
+
+def _photo_root(data_dir: str) -> tuple[str, dict]:
+    """The folder prepare read the photos of `data_dir` from, and prepare's options."""
+    with open(os.path.join(data_dir, prepare.OPTIONS_FILE)) as fh:
+        record = json.load(fh)
+    root = record["input"]
+    if not os.path.isdir(root):
+        raise ValueError(f"--framing: the photos of --data={data_dir!r} were read from {root!r}, which is not a folder "
+                         "here; framings are cropped again from the original photos")
+    return root, record["options"]
+
+
+def _photo_and_landmarks(root: str, options: dict, face: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The photo a prepared face came from, decoded as prepare decoded it, and dlib's 5 landmarks in it."""
+    data = photos.read_photo_file(os.path.join(root, face["source"]))
+    image, scale, _ = photos.decode_photo(data, min_side=options["min_side"], max_side=options["max_side"],
+                                          max_pixels=options["max_pixels"])
+    matrix = face["matrix"].reshape(2, 3).astype(np.float64)  # the upright original -> the prepared crop
+    original = align.transform_points(align.invert_affine(matrix), face["landmarks"].reshape(5, 2))
+    return image, scale * original + (scale - 1) / 2  # pixel centres, as decode_photo shrinks
+
+
+def framed_faces(data_dir: str, framing_name: str, hr_size: int, limit: int | None = None, split: str = "test",
+                 skip: int = 0) -> FaceSource:
+    """The faces of one split of prepared shards, cropped again from their photos in a framing.
+
+    Each prepared face records its photo (under prepare's --input folder) and dlib's 5 landmarks;
+    the photo is cropped in `framing_name` (`data.framing`) at the prepared size and reduced to
+    `hr_size` as `shards.load_record` reduces a prepared face, so framings differ in framing only
+    (`ours` gives the prepared faces). Faces prepare skipped (none found, too small) are absent
+    from every framing alike; a photo that cannot be read now is skipped and named.
+    """
+    chosen = framing.parse(framing_name)
+    if not shards.is_prepared(data_dir):
+        raise ValueError(f"--framing needs --data to be prepared shards (python -m tf_stacksr.prepare); {data_dir!r} is not")
+    root, options = _photo_root(data_dir)
+    framer = framing.Framer(chosen, options["face_scale"])
+    files, _ = shards.split_files(data_dir, split)
+    faces = []
+    for serialized in tf.data.TFRecordDataset(files).skip(skip).take(-1 if limit is None else limit):
+        example = records.parse_example(serialized)
+        faces.append({k: example[k].numpy() for k in ("source", "identity", "landmarks", "matrix", "size")})
+    _check_skip(skip, len(faces), data_dir)
+
+    def crops():
+        for face in faces:
+            key = face["source"].decode()
+            try:
+                image, landmarks = _photo_and_landmarks(root, options, dict(face, source=key))
+                crop, _ = framer.crop(image, landmarks, int(face["size"]))
+            except (OSError, photos.Skip) as err:
+                logging.warning("%s: %s; skipped", key, photos.describe(err))
+                continue
+            yield key, face["identity"], crop
+
+    spec = (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string), tf.TensorSpec([None, None, 3], tf.uint8))
+    ds = tf.data.Dataset.from_generator(crops, output_signature=spec)
+    ds = ds.map(lambda k, i, c: (k, i, shards.resize_face(c, hr_size)))
+    return FaceSource(f"prepared shards {data_dir}, split {split!r}, cropped again from {root} in framing "
+                      f"{framer.framing.name}: {framer.framing.describe()}{_skipped(skip)}",
+                      len(faces), ds, [f["source"].decode() for f in faces])
 
 
 def open_faces(data: str, hr_size: int, limit: int | None = None, split: str = "test", skip: int = 0) -> FaceSource:

@@ -3,8 +3,10 @@
 `evaluate` streams the faces once: each batch of HR ground truths is degraded exactly as in
 training (`pairs.downscale` then uint8 quantisation gives the LR input), every method
 upscales the same LR batch, and the scores accumulate per method (FID statistics, per-image
-PSNR/SSIM, dlib descriptors), so thousands of faces never sit in memory. FID is measured
-between each method's SR set and the HR set, as in the paper (Section 4.3).
+PSNR/SSIM, dlib descriptors, SFace embeddings), so thousands of faces never sit in memory.
+FID is measured between each method's SR set and the HR set, as in the paper (Section 4.3).
+With `framings`, the faces of prepared shards are cropped again in each framing
+(`eval_data.framed_faces`) and every method is scored on each, one pass per framing.
 
 `fid_between` is the pytorch-fid command line: two folders (or `.npz` statistics) -> FID.
 """
@@ -23,9 +25,9 @@ from absl import logging
 from tqdm import tqdm
 
 from tf_stacksr import config
-from tf_stacksr.data import pairs
+from tf_stacksr.data import framing, pairs
 from tf_stacksr.evaluation import eval_data, eval_report, methods
-from tf_stacksr.metrics import fid, identity, image
+from tf_stacksr.metrics import fid, identity, image, sface
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +46,16 @@ class EvalOptions:
     verification_pairs: int = 3000
     seed: int = 0
     fid_cache: str | None = None
+    framings: tuple[str, ...] = ()  # data.framing names; empty: the faces as `data` holds them
     command: str = ""
+
+
+class _Judges:
+    """The identity recognizers, loaded once: dlib's descriptor and SFace (None without identity scoring)."""
+
+    def __init__(self, enabled: bool):
+        self.dlib = identity.FaceIdentity() if enabled else None
+        self.sface = sface.FaceSimilarity() if enabled else None
 
 
 class _MethodScores:
@@ -55,14 +66,15 @@ class _MethodScores:
         self.per_image: dict[str, list[np.ndarray]] = {k: [] for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")}
         self.fid_stats = fid.StatsAccumulator()
         self.descriptors: list[np.ndarray] = []
+        self.sface_cosines: list[np.ndarray] = []
 
-    def add(self, sr: np.ndarray, hr: np.ndarray, features: fid.InceptionFeatures,
-            faces: identity.FaceIdentity | None, boxes: Sequence | None) -> None:
+    def add(self, sr: np.ndarray, hr: np.ndarray, features: fid.InceptionFeatures, judges: _Judges, truth: _TruthBatch) -> None:
         for key, values in image.image_metrics(sr, hr).items():
             self.per_image[key].append(values)
         self.fid_stats.update(features(sr))
-        if faces is not None:
-            self.descriptors.append(faces.descriptors(sr, boxes))
+        if judges.dlib is not None:
+            self.descriptors.append(judges.dlib.descriptors(sr, truth.boxes))
+            self.sface_cosines.append(sface.cosine(judges.sface.embeddings(sr, truth.matrices), truth.embeddings))
 
     def summary(self, hr_stats: fid.FidStats, hr_descriptors: np.ndarray | None, pairs_ijs) -> dict:
         stats = self.fid_stats.result()
@@ -74,7 +86,19 @@ class _MethodScores:
             row["identity_distance"] = float(dist.mean())
             row["same_person_rate"] = float(np.mean(dist < identity.SAME_PERSON_THRESHOLD))
             row["verification_accuracy"] = identity.verification_accuracy(sr_descriptors, *pairs_ijs)
+            cosines = np.concatenate(self.sface_cosines)
+            row["sface_cosine"] = float(cosines.mean())
+            row["sface_same_person_rate"] = float(np.mean(cosines >= sface.SAME_PERSON_COSINE))
         return row
+
+
+@dataclasses.dataclass
+class _TruthBatch:
+    """Where the recognizers look on one batch of ground truths, reused for every method's faces."""
+
+    boxes: Sequence = ()  # dlib face boxes
+    matrices: Sequence = ()  # SFace's ArcFace crops
+    embeddings: np.ndarray | None = None  # SFace embeddings of the ground truths
 
 
 def _degraded_batches(source: eval_data.FaceSource, lr_size: int, batch_size: int) -> tf.data.Dataset:
@@ -108,63 +132,83 @@ def _open_methods(opts: EvalOptions, cfg: config.Config) -> tuple[list, list[str
 class _TruthScores:
     """Running statistics of the HR ground truths every method is compared with."""
 
-    def __init__(self, faces: identity.FaceIdentity | None):
-        self.faces, self.fid_stats = faces, fid.StatsAccumulator()
+    def __init__(self, judges: _Judges):
+        self.judges, self.fid_stats = judges, fid.StatsAccumulator()
         self.descriptors: list[np.ndarray] = []
         self.identities: list[str | None] = []
-        self.no_face = 0
+        self.no_face = self.no_yunet_face = 0
 
-    def add(self, hr: np.ndarray, ids: np.ndarray, features: fid.InceptionFeatures) -> Sequence | None:
-        """Accumulate one batch; returns the face boxes found on it (None without identity scoring)."""
+    def add(self, hr: np.ndarray, ids: np.ndarray, features: fid.InceptionFeatures) -> _TruthBatch:
+        """Accumulate one batch; returns where the recognizers found its faces (empty without identity scoring)."""
         self.identities.extend(i.decode() or None for i in ids)
         self.fid_stats.update(features(hr))
-        if self.faces is None:
-            return None
-        boxes, missed = self.faces.face_boxes(hr)
+        faces = self.judges.dlib
+        if faces is None:
+            return _TruthBatch()
+        boxes, missed = faces.face_boxes(hr)
         self.no_face += missed
-        self.descriptors.append(self.faces.descriptors(hr, boxes))
-        return boxes
+        self.descriptors.append(faces.descriptors(hr, boxes))
+        matrices, missed = self.judges.sface.matrices(hr, lambda k: faces.landmarks(hr[k], boxes[k]))
+        self.no_yunet_face += missed
+        return _TruthBatch(boxes, matrices, self.judges.sface.embeddings(hr, matrices))
 
 
 def evaluate(opts: EvalOptions) -> dict:
-    """Score bicubic and every method in `opts.methods`; write results.{md,json} and comparison.png."""
+    """Score bicubic and every method in `opts.methods` (on each of `opts.framings`, if any); write
+    results.{md,json} and comparison.png (one comparison_<framing>.png per framing)."""
     start = time.time()
     cfg = config.Config(hr_size=opts.hr_size, scale=opts.scale)  # validates --scale/--hr_size as training does
+    framings = [framing.parse(f).name for f in opts.framings]  # a misspelt name fails before any model loads
     ups, names = _open_methods(opts, cfg)
-    source = eval_data.open_faces(opts.data, cfg.hr_size, opts.limit, opts.split, opts.skip)
     features = fid.shared_features(opts.fid_cache)
-    truth = _TruthScores(identity.FaceIdentity() if opts.identity else None)
+    judges = _Judges(opts.identity)
+    if framings:
+        report = {"data": opts.data, "scale": cfg.scale, "hr_size": cfg.hr_size, "lr_size": cfg.lr_size, "framings": []}
+        for name in framings:
+            source = eval_data.framed_faces(opts.data, name, cfg.hr_size, opts.limit, opts.split, opts.skip)
+            part = _score(opts, cfg, source, ups, names, features, judges, eval_report.framing_figure_file(name))
+            report["framings"].append({"framing": name, **part})
+        report.update(rows=eval_report.framing_rows(report), command=opts.command)
+    else:
+        source = eval_data.open_faces(opts.data, cfg.hr_size, opts.limit, opts.split, opts.skip)
+        report = _score(opts, cfg, source, ups, names, features, judges, eval_report.FIGURE_FILE)
+    report["wall_time_s"] = round(time.time() - start, 1)
+    eval_report.write_reports(report, opts.output_dir)
+    return report
+
+
+def _score(opts: EvalOptions, cfg: config.Config, source: eval_data.FaceSource, ups: Sequence, names: Sequence[str],
+           features: fid.InceptionFeatures, judges: _Judges, figure_file: str) -> dict:
+    """Every method scored on one face source: its report, and its comparison figure written."""
+    truth = _TruthScores(judges)
     scores = [_MethodScores(name) for name in names]
     figure_lr, figure_hr, figure_sr = [], [], [[] for _ in names]
     counter = eval_data.SkipCounter(source.size, source.keys)
     batches = _degraded_batches(source, cfg.lr_size, opts.batch_size).as_numpy_iterator()
     for keys, ids, hr, lr in tqdm(batches, total=math.ceil(source.size / opts.batch_size), desc="evaluate", unit="batch"):
         counter.add(keys)
-        boxes = truth.add(hr, ids, features)
+        found = truth.add(hr, ids, features)
         take = max(0, opts.figure_faces - len(figure_hr))
         figure_lr.extend(lr[:take])
         figure_hr.extend(hr[:take])
         for up, score, shown in zip(ups, scores, figure_sr):
             sr = methods.check_output(score.name, lr, up(lr), cfg.scale)
-            score.add(sr, hr, features, truth.faces, boxes)
+            score.add(sr, hr, features, judges, found)
             shown.extend(sr[:take])
     if counter.seen < 2:
         raise ValueError(f"--data={opts.data!r}: {counter.seen} readable faces; FID needs at least 2")
-
-    report = _report(opts, cfg, source, counter, truth, scores)
-    report["wall_time_s"] = round(time.time() - start, 1)
-    os.makedirs(opts.output_dir, exist_ok=True)
-    eval_report.write_reports(report, opts.output_dir)
     columns = [("LR input", figure_lr), *zip(names, figure_sr), ("ground truth", figure_hr)]
-    eval_report.comparison_figure(columns, os.path.join(opts.output_dir, eval_report.FIGURE_FILE), cfg.hr_size)
+    os.makedirs(opts.output_dir, exist_ok=True)
+    eval_report.comparison_figure(columns, os.path.join(opts.output_dir, figure_file), cfg.hr_size)
     if counter.skipped:
         logging.warning("skipped %d unreadable images, e.g. %s", counter.skipped, counter.skipped_keys()[:3])
-    return report
+    return _report(opts, cfg, source, counter, truth, scores)
 
 
 def _report(opts: EvalOptions, cfg: config.Config, source: eval_data.FaceSource, counter: eval_data.SkipCounter,
             truth: _TruthScores, scores: Sequence[_MethodScores]) -> dict:
-    hr_desc = np.concatenate(truth.descriptors) if truth.faces is not None else None
+    scored = truth.judges.dlib is not None
+    hr_desc = np.concatenate(truth.descriptors) if scored else None
     pair_ijs = identity.verification_pairs(truth.identities, opts.verification_pairs, opts.seed)
     hr_fid = truth.fid_stats.result()
     return {
@@ -177,9 +221,11 @@ def _report(opts: EvalOptions, cfg: config.Config, source: eval_data.FaceSource,
         "n_skipped": counter.skipped,
         "skipped": counter.skipped_keys()[:20],
         "methods": [s.summary(hr_fid, hr_desc, pair_ijs) for s in scores],
-        "identity": None if truth.faces is None else {
+        "identity": None if not scored else {
             "threshold": identity.SAME_PERSON_THRESHOLD,
             "no_face_detected": truth.no_face,
+            "sface_threshold": sface.SAME_PERSON_COSINE,
+            "sface_no_yunet_face": truth.no_yunet_face,
             "verification_pairs": int(len(pair_ijs[2])),
             "hr_verification_accuracy": identity.verification_accuracy(hr_desc, *pair_ijs),
         },

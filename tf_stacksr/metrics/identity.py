@@ -69,6 +69,13 @@ class FaceIdentity:
                 missed += 1
         return boxes, missed
 
+    def landmarks(self, image: np.ndarray, box) -> np.ndarray:
+        """dlib's 5 landmarks [5, 2] of a uint8 RGB face, searched inside `box` (256x256 coordinates),
+        in the image's own pixel coordinates."""
+        shape = self._landmarks(self._working_copy(image), box)
+        points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], np.float64)
+        return (points + 0.5) * (np.array(image.shape[1::-1]) / WORK_SIZE) - 0.5
+
     def descriptors(self, images: Sequence[np.ndarray], boxes: Sequence) -> np.ndarray:
         """float64 [N, 128] descriptors of uint8 RGB faces, landmarks searched inside `boxes`."""
         if len(images) != len(boxes):
