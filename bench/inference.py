@@ -15,46 +15,29 @@ peak only grows, each row's increase is what that step needed on top.
 
 from __future__ import annotations
 
-import glob
 import os
 import resource
 import tempfile
-import time
 
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
 from bench.device import cpu_name
+from bench.measure import lr_faces, median_seconds
 from tf_stacksr import models
 from tf_stacksr.data import pairs
-from tf_stacksr.data.pipeline import load_face
 from tf_stacksr.serving import export_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-FACES = os.path.join(REPO, "tests", "fixtures", "celeba")
 
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def lr_faces(lr_size: int, hr_size: int, count: int) -> np.ndarray:
-    """`count` uint8 LR faces made from the fixtures exactly as training makes them."""
-    files = sorted(glob.glob(os.path.join(FACES, "*.jpg")))
-    hr = tf.stack([load_face(tf.constant(files[i % len(files)]), hr_size) for i in range(count)])
-    return pairs.float_to_uint8(pairs.downscale(hr, lr_size)).numpy()
-
-
 def faces_per_second(upscale, faces: np.ndarray, repeats: int) -> float:
-    upscale(faces)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        upscale(faces)
-        times.append(time.perf_counter() - t0)
-    return len(faces) / float(np.median(times))
+    return len(faces) / median_seconds(lambda: upscale(faces), repeats)
 
 
 flags.DEFINE_string("model_dir", os.path.join(REPO, "runs", "quickstart"),

@@ -1,5 +1,6 @@
 """What the speed benchmarks measure with: the matmul reference rate, conv FLOPs of a traced
-graph, the median time of a call, and the share of op time per TensorFlow op type.
+graph, the median time of a call, the share of op time per TensorFlow op type, and real LR
+faces to time models on.
 
 FLOPs are 2 x multiply-adds of every Conv2D, Conv2DBackpropInput (forward pass of a transposed
 conv, or backward pass of a conv), Conv2DBackpropFilter and MatMul op that a function's outputs
@@ -18,6 +19,11 @@ from typing import Callable
 
 import numpy as np
 import tensorflow as tf
+
+from tf_stacksr.data import pairs
+from tf_stacksr.data.pipeline import load_face
+
+FACES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "fixtures", "celeba")
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
@@ -119,3 +125,10 @@ def op_time_shares(call: Callable[[], object], calls: int = 3, top: int = 12) ->
                 per_type[op_type] += event.duration_ps / 1e12
     total = sum(per_type.values()) or 1.0
     return [(k, v / total) for k, v in sorted(per_type.items(), key=lambda kv: -kv[1])[:top]]
+
+
+def lr_faces(lr_size: int, hr_size: int, count: int) -> np.ndarray:
+    """`count` uint8 LR faces made from the fixture faces exactly as training makes them."""
+    files = sorted(glob.glob(os.path.join(FACES, "*.jpg")))
+    hr = tf.stack([load_face(tf.constant(files[i % len(files)]), hr_size) for i in range(count)])
+    return pairs.float_to_uint8(pairs.downscale(hr, lr_size)).numpy()

@@ -27,12 +27,11 @@ import tensorflow as tf
 from absl import app, flags
 
 from bench.device import cpu_name
-from bench.measure import graph_flops, matmul_gflops, median_seconds, op_time_shares
+from bench.measure import FACES, graph_flops, matmul_gflops, median_seconds, op_time_shares
 from tf_stacksr.config import Config
 from tf_stacksr.data import pairs
 from tf_stacksr.training.train_lib import Trainer
 
-FACES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "fixtures", "celeba")
 CONFIGS = {"16to64": dict(hr_size=64, scale=4), "32to128": dict(hr_size=128, scale=4)}
 WIDTHS = {
     "quickstart": dict(unet_filters=32, unet_max_filters=128, up_filters=32, disc_filters=32),
