@@ -98,6 +98,13 @@ def median_seconds(call: Callable[[], object], repeats: int, warmup: int = 1) ->
     return float(np.median(times))
 
 
+def budget_seconds(call: Callable[[], object], budget: float, most: int = 200) -> float:
+    """Median wall time of `call()` over as many calls as fit in `budget` seconds (3 to `most`),
+    after one warm-up call; the count is set from one timed call."""
+    first = median_seconds(call, repeats=1)
+    return median_seconds(call, repeats=int(min(most, max(3, budget / first))), warmup=0)
+
+
 def op_time_shares(call: Callable[[], object], calls: int = 3, top: int = 12) -> list[tuple[str, float]]:
     """Share of traced op time per TF op type over `calls` calls of `call` (the `top` largest)."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
