@@ -10,8 +10,9 @@ as `tf_stacksr.models.load` returns it. In this process, on the same fixture fac
 - keras: the Keras generator through `GeneratorUpscaler` (the same graph, not exported);
 - xla: `stages_from_uint8` with all but its bicubic pre-upscale (ResizeBicubic has no XLA
   kernel) in a tf.function with jit_compile=True;
-- generator only: the generator pass(es) alone on the float bicubic input, without the uint8
-  conversions, bicubic pre-upscale, mirroring and rounding (what those cost: 1 - its time share);
+- pre/post only: everything the served graph does around the generator (uint8 -> [-1, 1], the
+  bicubic pre-upscale, with the flip ensemble the mirroring and averaging, rounding and clipping
+  to uint8) without the generator: its time over the reference's is what they cost;
 - flip in one batch: with the flip ensemble, the face and its mirror image as one batch of 2N
   through one generator call instead of two calls of N.
 In child processes (TensorFlow's thread pools and oneDNN are fixed when it starts), the
@@ -74,11 +75,11 @@ def variants(cfg, generator, served) -> dict:
         plain, mirrored = tf.split(tf.cast(both, tf.float32), 2)
         return pairs.float_to_uint8((plain + tf.reverse(mirrored, axis=[2])) / 2.0)
 
-    def generator_only(blurry, mirrored):
-        outputs = [generator(blurry, training=False)[-1]]
+    def pre_post_only(lr):
+        blurry = pairs.upscale(pairs.uint8_to_float(lr), hr)
         if flip:
-            outputs.append(generator(mirrored, training=False)[-1])
-        return outputs
+            blurry = (blurry + tf.reverse(tf.reverse(blurry, axis=[2]), axis=[2])) / 2.0
+        return pairs.float_to_uint8(blurry)
 
     def from_blurry(blurry):  # stages_from_uint8 after its bicubic pre-upscale (which XLA cannot compile)
         out = tf.cast(generator(blurry, training=False)[-1], tf.float32)
@@ -89,12 +90,12 @@ def variants(cfg, generator, served) -> dict:
 
     compiled = tf.function(from_blurry, jit_compile=True)
     xla = tf.function(lambda lr: compiled(pairs.upscale(pairs.uint8_to_float(lr), hr)), input_signature=spec)
-    gen = tf.function(generator_only)
+    pre_post = tf.function(pre_post_only, input_signature=spec)
     found = {
         "served (SavedModel)": served,
         "keras": models.load(flags.FLAGS.model),
         "xla": lambda x: xla(tf.constant(x)).numpy(),
-        "generator only": lambda inputs: [o.numpy() for o in gen(*inputs)],
+        "pre/post only": lambda x: pre_post(tf.constant(x)).numpy(),
     }
     if flip:
         batched = tf.function(one_batch_flip, input_signature=spec)
@@ -133,8 +134,6 @@ def main(argv) -> None:
 
     cfg, generator = models.load_generator(args.model)
     faces = {b: lr_faces(cfg.lr_size, cfg.hr_size, b) for b in batches}
-    blurry = {b: pairs.upscale(pairs.uint8_to_float(faces[b]), cfg.hr_size) for b in batches}
-    generator_inputs = {b: (x, tf.reverse(x, axis=[2])) for b, x in blurry.items()}  # the face and its mirror image
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "1")
         export_lib.export(args.model, path)
@@ -142,13 +141,12 @@ def main(argv) -> None:
         found = variants(cfg, generator, served)
         reference = served(faces[batches[-1]]).astype(int)
         differences = {name: int(np.abs(np.asarray(fn(faces[batches[-1]])).astype(int) - reference).max())
-                       for name, fn in found.items() if name != "generator only"}
+                       for name, fn in found.items() if name != "pre/post only"}
         best: dict[str, dict[int, float]] = {}
         for _ in range(args.rounds):
             for name, fn in found.items():
-                inputs = generator_inputs if name == "generator only" else faces
                 for b in batches:
-                    rate = b / seconds_per_call(fn, inputs[b], args.seconds)
+                    rate = b / seconds_per_call(fn, faces[b], args.seconds)
                     best.setdefault(name, {})[b] = max(best.get(name, {}).get(b, 0.0), rate)
             for setting in SETTINGS:
                 for b, rate in run_child(setting, path, args).items():
@@ -164,6 +162,8 @@ def main(argv) -> None:
         base = best["served (SavedModel)"] if name in found else best["default threads"]
         cells = " | ".join(f"{best[name][b]:.1f} | {best[name][b] / base[b]:.2f}x" for b in batches)
         diff = differences.get(name, "n/a" if name in found else "same model")
+        if name == "pre/post only":  # a part of the reference: its share of the reference's time
+            cells = " | ".join(f"{best[name][b]:.1f} | {base[b] / best[name][b]:.1%} of its time" for b in batches)
         print(f"| {name} | {cells} | {diff} |")
     print("\n(in-process variants relative to the served SavedModel; thread and oneDNN settings, run in child"
           " processes, relative to the child with default settings)")
