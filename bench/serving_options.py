@@ -3,7 +3,7 @@
     nice python -m bench.serving_options [--model=celeba_16to64_psnr] [--batches=1,32] [--seconds=4]
                                          [--rounds=2] [--profile]
 
-Nothing here retrains or changes what a model computes; every variant's output is compared with
+Nothing here retrains or changes what a model computes; every variant's SR faces are compared with
 the served one (largest difference in grey levels, printed). The reference is the SavedModel that
 `export_lib.export` writes of --model (its own flip ensemble setting), through `serving_default`
 as `tf_stacksr.models.load` returns it. In this process, on the same fixture faces:
