@@ -1,8 +1,5 @@
-"""What the benchmarks ran on, printed beside their numbers, and how they time an upscaler."""
+"""What the benchmarks ran on, printed beside their numbers."""
 
-import time
-
-import numpy as np
 import tensorflow as tf
 
 
@@ -17,13 +14,3 @@ def cpu_name() -> str:
                 return line.split(":", 1)[1].strip()
     return "unknown CPU"
 
-
-def faces_per_second(upscale, faces: np.ndarray, repeats: int) -> float:
-    """Faces per second of `upscale(faces)`: the median of `repeats` calls after a warm-up call."""
-    upscale(faces)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        upscale(faces)
-        times.append(time.perf_counter() - t0)
-    return len(faces) / float(np.median(times))

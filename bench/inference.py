@@ -1,6 +1,6 @@
 """Inference speed: faces/s of a trained generator (Keras and SavedModel) vs bicubic, and peak memory.
 
-    nice python -m bench.inference [--model_dir=runs/quickstart] [--batch=32] [--repeats=10]
+    nice python -m bench.inference [--model_dir=celeba_16to64_psnr] [--batch=32] [--repeats=10]
 
 Both upscalers get the same uint8 LR faces (fixture faces, downscaled as in training) and
 return uint8 HR faces, each through one tf.function, so the ratio compares like with like:
@@ -15,38 +15,25 @@ peak only grows, each row's increase is what that step needed on top.
 
 from __future__ import annotations
 
-import glob
 import os
 import resource
 import tempfile
 
-import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from bench.device import cpu_name, faces_per_second
+from bench.device import cpu_name
+from bench.measure import faces_per_second, lr_faces
 from tf_stacksr import models
 from tf_stacksr.data import pairs
-from tf_stacksr.data.pipeline import load_face
 from tf_stacksr.serving import export_lib
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-FACES = os.path.join(REPO, "tests", "fixtures", "celeba")
 
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def lr_faces(lr_size: int, hr_size: int, count: int) -> np.ndarray:
-    """`count` uint8 LR faces made from the fixtures exactly as training makes them."""
-    files = sorted(glob.glob(os.path.join(FACES, "*.jpg")))
-    hr = tf.stack([load_face(tf.constant(files[i % len(files)]), hr_size) for i in range(count)])
-    return pairs.float_to_uint8(pairs.downscale(hr, lr_size)).numpy()
-
-
-flags.DEFINE_string("model_dir", os.path.join(REPO, "runs", "quickstart"),
+flags.DEFINE_string("model_dir", "celeba_16to64_psnr",
                     "Any model tf_stacksr.models.load takes: a shipped name, packed folder or training --model_dir.")
 flags.DEFINE_integer("batch", 32, "Faces per call.")
 flags.DEFINE_integer("repeats", 10, "Timed calls (median reported).")

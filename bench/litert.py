@@ -25,7 +25,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from bench.device import cpu_name, faces_per_second
+from bench.device import cpu_name
+from bench.measure import faces_per_second
 from tf_stacksr import models
 from tf_stacksr.data import pairs, shards
 from tf_stacksr.evaluation import eval_data

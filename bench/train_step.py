@@ -19,77 +19,24 @@ Everything is measured in one run, so the ratios hold even on a busy shared mach
 
 from __future__ import annotations
 
-import collections
 import glob
 import os
 import tempfile
-import time
 
-import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
 from bench.device import cpu_name
+from bench.measure import FACES, graph_flops, matmul_gflops, median_seconds, op_time_shares
 from tf_stacksr.config import Config
 from tf_stacksr.data import pairs
 from tf_stacksr.training.train_lib import Trainer
 
-FACES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "fixtures", "celeba")
 CONFIGS = {"16to64": dict(hr_size=64, scale=4), "32to128": dict(hr_size=128, scale=4)}
 WIDTHS = {
     "quickstart": dict(unet_filters=32, unet_max_filters=128, up_filters=32, disc_filters=32),
     "paper": dict(unet_filters=64, unet_max_filters=512, up_filters=64, disc_filters=64),
 }
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
-    """Best-of-`repeats` float32 n x n matmul rate (GFLOP/s) on the default device."""
-    a = tf.random.normal([n, n])
-    b = tf.random.normal([n, n])
-    matmul = tf.function(lambda x, y: tf.reduce_sum(tf.linalg.matmul(x, y)))
-    matmul(a, b).numpy()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        matmul(a, b).numpy()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
-
-
-def _static(shape) -> list[int]:
-    return [int(d) for d in shape]
-
-
-def op_flops(op: tf.Operation) -> int:
-    """2 x multiply-adds of one conv or matmul op (0 for every other op)."""
-    if op.type == "Conv2D":
-        kh, kw, cin, _ = _static(op.inputs[1].shape)
-        return 2 * int(np.prod(_static(op.outputs[0].shape))) * kh * kw * cin
-    if op.type in ("Conv2DBackpropInput", "Conv2DBackpropFilter"):
-        # Both are a full conv over out_backprop [N, Ho, Wo, Cout] with the [kh, kw, Cin, Cout] filter
-        # (an input of BackpropInput, the output of BackpropFilter).
-        kernel = op.inputs[1] if op.type == "Conv2DBackpropInput" else op.outputs[0]
-        kh, kw, cin, _ = _static(kernel.shape)
-        return 2 * int(np.prod(_static(op.inputs[2].shape))) * kh * kw * cin
-    if op.type == "MatMul":
-        a, b = _static(op.inputs[0].shape), _static(op.inputs[1].shape)
-        m, k = (a[1], a[0]) if op.get_attr("transpose_a") else (a[0], a[1])
-        n = b[0] if op.get_attr("transpose_b") else b[1]
-        return 2 * m * n * k
-    return 0
-
-
-def live_ops(graph) -> set[str]:
-    """Names of the ops the function's outputs depend on: the rest is pruned before it runs."""
-    live, stack = set(), [t.op for t in graph.outputs]
-    while stack:
-        op = stack.pop()
-        if op.name in live:
-            continue
-        live.add(op.name)
-        stack.extend(t.op for t in op.inputs)
-        stack.extend(op.control_inputs)
-    return live
 
 
 def fixed_batch(cfg: Config):
@@ -105,55 +52,19 @@ def time_train_step(trainer: Trainer, batch, steps: int) -> float:
     """Median seconds per full train step (after two warm-up steps)."""
     ds = tf.data.Dataset.from_tensors(batch).repeat()
     iterator = iter(trainer.strategy.experimental_distribute_dataset(ds))
-    for _ in range(2):
-        trainer.train_step(iterator)["g_total"].numpy()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        trainer.train_step(iterator)["g_total"].numpy()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return median_seconds(lambda: trainer.train_step(iterator)["g_total"].numpy(), steps, warmup=2)
 
 
 def step_flops(trainer: Trainer, batch) -> int:
     """Conv/matmul FLOPs of one forward + backward pass, counting only ops that actually run."""
-    graph = trainer._compute.get_concrete_function(*batch).graph  # noqa: SLF001 (the step's own graph)
-    calls = sorted({op.type for op in graph.get_operations() if op.type.endswith("PartitionedCall")})
-    if calls:
-        raise RuntimeError(f"the step graph calls nested functions ({calls}): their FLOPs would be missed")
-    live = live_ops(graph)
-    return sum(op_flops(op) for op in graph.get_operations() if op.name in live)
+    return graph_flops(trainer._compute.get_concrete_function(*batch))  # the step's own graph
 
 
 def profile_op_shares(trainer: Trainer, batch, steps: int = 3) -> list[tuple[str, float]]:
     """Share of traced op time per TF op type over `steps` train steps (top 12)."""
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
     ds = tf.data.Dataset.from_tensors(batch).repeat()
     iterator = iter(trainer.strategy.experimental_distribute_dataset(ds))
-    trainer.train_step(iterator)["g_total"].numpy()
-    logdir = tempfile.mkdtemp(prefix="stacksr_profile_")
-    tf.profiler.experimental.start(logdir)
-    for _ in range(steps):
-        trainer.train_step(iterator)["g_total"].numpy()
-    tf.profiler.experimental.stop()
-    space = xplane_pb2.XSpace()
-    with open(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0], "rb") as fh:
-        space.ParseFromString(fh.read())
-    per_type: dict[str, float] = collections.Counter()
-    for plane in space.planes:
-        names = {k: m.name for k, m in plane.event_metadata.items()}
-        for line in plane.lines:
-            for event in line.events:
-                name = names.get(event.metadata_id, "")
-                if ":" not in name or "::" in name or name.startswith("__"):
-                    continue  # not a TF op event ("op_name:OpType"): executor and thread-pool markers
-                op_type = name.rsplit(":", 1)[1].strip()
-                if op_type in ("StatefulPartitionedCall", "PartitionedCall", "While", "If") or op_type.startswith("__"):
-                    continue  # function calls: their ops are counted themselves
-                per_type[op_type] += event.duration_ps / 1e12
-    total = sum(per_type.values()) or 1.0
-    return [(k, v / total) for k, v in sorted(per_type.items(), key=lambda kv: -kv[1])[:12]]
+    return op_time_shares(lambda: trainer.train_step(iterator)["g_total"].numpy(), steps)
 
 
 flags.DEFINE_integer("steps", 8, "Timed steps per setting (median reported).")
