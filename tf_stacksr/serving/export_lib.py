@@ -183,6 +183,18 @@ def _smoke_test(path: str, generator: keras.Model, cfg: Config) -> None:
         raise RuntimeError(f"exported model differs from the Keras generator by {diff} grey levels")
 
 
+def provenance(cfg: Config, model_dir: str, gan_model: str | None, alpha: float | None) -> dict:
+    """What an exported file was made from (its metadata's model fields): the model, the checkpoint
+    its weights came from, the blend, and the full config."""
+    return {
+        "model_dir": os.path.abspath(model_dir),
+        "checkpoint": models.weights_file(model_dir),
+        "gan_model": os.path.abspath(gan_model) if gan_model else None,
+        "alpha": alpha,
+        "config": cfg.to_dict(),
+    }
+
+
 def export(model_dir: str | None, export_dir: str, *, all_stages: bool = False, gan_model: str | None = None,
            alpha: float | None = None, flip_ensemble: bool | None = None, overwrite: bool = False,
            max_batch: int = signatures.MAX_BATCH) -> dict[str, Any]:
@@ -208,11 +220,7 @@ def export(model_dir: str | None, export_dir: str, *, all_stages: bool = False, 
         "stage_sizes": list(cfg.stage_sizes), "max_batch": max_batch,
         "signatures": [signatures.UINT8_SIGNATURE, signatures.ENCODED_SIGNATURE]
                       + ([signatures.STAGES_SIGNATURE] if all_stages else []),
-        "model_dir": os.path.abspath(model_dir),
-        "checkpoint": models.weights_file(model_dir),
-        "gan_model": os.path.abspath(gan_model) if gan_model else None,
-        "alpha": alpha,
-        "config": cfg.to_dict(),
+        **provenance(cfg, model_dir, gan_model, alpha),
     }
     with files.atomic_folder(export_dir) as tmp:
         archive = keras.export.ExportArchive()

@@ -35,13 +35,15 @@ from typing import Any, Callable
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+from tensorflow.python.framework.convert_to_constants import (
+    convert_variables_to_constants_v2,
+)
 
 from tf_stacksr import files, models
 from tf_stacksr.config import Config
 from tf_stacksr.data import pairs
 from tf_stacksr.metrics import image as image_metrics
-from tf_stacksr.serving import signatures
+from tf_stacksr.serving import export_lib, signatures
 from tf_stacksr.serving.upscalers import stages_from_uint8
 
 FLOAT16_FILE = "model_float16.tflite"
@@ -224,11 +226,7 @@ def export(model_dir: str | None, export_dir: str, *, gan_model: str | None = No
                      "calibration_faces": len(calibration) if calibration is not None else 0,
                      "psnr_vs_keras_db": round(int8_psnr, 2), "checked_on": checked_on},
         },
-        "model_dir": os.path.abspath(model_dir),
-        "checkpoint": models.weights_file(model_dir),
-        "gan_model": os.path.abspath(gan_model) if gan_model else None,
-        "alpha": alpha,
-        "config": cfg.to_dict(),
+        **export_lib.provenance(cfg, model_dir, gan_model, alpha),
     }
     with files.atomic_folder(export_dir) as tmp:
         for name, content in ((FLOAT16_FILE, float16), (INT8_FILE, int8)):
