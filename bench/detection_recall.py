@@ -18,7 +18,6 @@ and seconds per photo. Prints a Markdown table; --json writes every number.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -114,9 +113,7 @@ def main(argv=None) -> int:
                   f" {cell('found_at_least_min_face', 'faces_at_least_min_face')} | {cell('found', 'reference_faces')} |"
                   f" {row['extra_detections']} | {row['seconds_per_photo']:.3f} |")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=1)
+        files.write_json(args.json, report, sort_keys=False)
     return 0
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-import json
 import os
 import tempfile
 import time
@@ -185,11 +184,10 @@ def main(argv) -> None:
           + f"; detector load + first photo {detector_load:.2f} s\n")
     print_table(rows)
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump({"device": cpu_name(), "cores": os.cpu_count(), "input": args.input, "photos": len(paths),
-                       "flip_ensemble": args.flip_ensemble, "model_load_seconds": loads,
-                       "detector_load_seconds": detector_load, "factors": rows}, fh, indent=2)
+        files.write_json(args.json, {"device": cpu_name(), "cores": os.cpu_count(), "input": args.input,
+                                     "photos": len(paths), "flip_ensemble": args.flip_ensemble,
+                                     "model_load_seconds": loads, "detector_load_seconds": detector_load,
+                                     "factors": rows}, sort_keys=False)
 
 
 if __name__ == "__main__":

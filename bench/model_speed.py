@@ -23,7 +23,6 @@ Prints a Markdown table; --json writes every number.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 
@@ -32,7 +31,7 @@ from absl import app, flags
 
 from bench.device import cpu_name
 from bench.measure import budget_seconds, graph_flops, lr_faces, matmul_gflops
-from tf_stacksr import models
+from tf_stacksr import files, models
 from tf_stacksr.models import zoo
 from tf_stacksr.serving import export_lib
 from tf_stacksr.serving.upscalers import stages_from_uint8
@@ -107,10 +106,8 @@ def main(argv) -> None:
     print(f"float32 matmul 2048^3: {matmul:.1f} GFLOP/s (best of {', '.join(f'{r:.1f}' for r in reference)})\n")
     print_table(rows, batches, matmul)
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump({"device": cpu_name(), "cores": os.cpu_count(), "matmul_gflops": reference, "models": rows},
-                      fh, indent=2)
+        files.write_json(args.json, {"device": cpu_name(), "cores": os.cpu_count(), "matmul_gflops": reference,
+                                     "models": rows}, sort_keys=False)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import sys
 import time
@@ -161,10 +160,8 @@ def main(argv=None) -> int:
         print(f"| {band} | {len(group)} | " + " | ".join(f"**{v:.2f}**" if v >= best - 0.005 else f"{v:.2f}"
                                                       for v in means.values()) + " |")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump({"folder": args.folder, "side": SIDE, "factors": args.factors, "rules": rules_table,
-                       "bands": bands_table, "faces": rows}, fh, indent=1)
+        files.write_json(args.json, {"folder": args.folder, "side": SIDE, "factors": args.factors,
+                                     "rules": rules_table, "bands": bands_table, "faces": rows}, sort_keys=False)
     return 0
 
 

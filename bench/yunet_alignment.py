@@ -31,7 +31,6 @@ Prints Markdown; --json writes every number.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -234,9 +233,7 @@ def main(argv=None) -> int:
                 report.setdefault("shrunk", {}).setdefault(folder, {})[shrink] = {**results, "yunet_missed": missed}
                 print_rows(f"{folder} / {shrink}", results)
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=1)
+        files.write_json(args.json, report, sort_keys=False)
     return 0
 
 
