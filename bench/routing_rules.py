@@ -5,7 +5,8 @@
 Every photo is cropped to its central 240 x 240 (divisible by every factor), shrunk F times
 (bicubic, PIL's antialiased resize) and enhanced back F times by `enhance_lib.enhance_photo`
 with the main face (the largest YuNet finds) sent to each choice in turn: kept bicubic, or each
-routed shipped model (`routing.routed_entries`), cut out as the routed path cuts it
+clean-trained routed shipped model (`routing.routed_entries(degradation="bicubic")`, what clean
+photos get), cut out as the routed path cuts it
 (`enhance_lib.lr_crop`: straight at the LR size when the face fits, else at the HR size and
 downscaled, i.e. squeezed). Scored: PSNR-Y (BT.601, `metrics.image`) of the face's box (where
 dlib's detector would box the face, `align.dlib_box`, from the landmarks found in the original
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     paths = files.list_images(args.folder)[: args.limit]
     detector = detect.make("yunet")
-    entries = routing.routed_entries()
+    entries = routing.routed_entries(degradation="bicubic")
     loaded = {}
 
     def load(name):
@@ -80,9 +81,10 @@ def main(argv=None) -> int:
             loaded[name] = models.load(name)
         return loaded[name]
 
-    choices = {"bicubic": routing.Router(rule=routing.bicubic, load=load)}
+    choices = {"bicubic": routing.Router(rule=routing.bicubic, load=load, degradation="bicubic")}
     for entry in entries:
-        choices[entry.name] = routing.Router(rule=lambda n, lrs, lr=entry.lr_size: lr, load=load)
+        choices[entry.name] = routing.Router(rule=lambda n, lrs, lr=entry.lr_size: lr, load=load,
+                                                  degradation="bicubic")
     lr_of = {e.lr_size: e.name for e in entries}
     rows = []
     start = time.perf_counter()

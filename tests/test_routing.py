@@ -33,9 +33,10 @@ class StandIn:
 
 
 def stand_in_router():
-    entries = {e.name: e for e in routing.routed_entries()}
-    stand_ins = {name: StandIn(entry) for name, entry in entries.items()}
-    return routing.Router(load=stand_ins.__getitem__), stand_ins
+    stand_ins = {}
+    router = routing.Router(load=stand_ins.__getitem__)
+    stand_ins.update({entry.name: StandIn(entry) for entry in router.entries})
+    return router, stand_ins
 
 
 def rgb(path, factor=1.0):
@@ -45,18 +46,35 @@ def rgb(path, factor=1.0):
 
 
 @pytest.mark.parametrize("native, expected", [
-    (8, "celeba_16to64_realistic"), (15.9, "celeba_16to64_realistic"), (16, "celeba_16to64_realistic"),
+    (8, "celeba_16to64_psnr"), (15.9, "celeba_16to64_psnr"), (16, "celeba_16to64_psnr"),
     (16.1, "celeba_32to128_psnr"), (20, "celeba_32to128_psnr"), (27, "celeba_32to128_psnr"), (32, "celeba_32to128_psnr"),
     (32.5, "ffhq_celeba_64to256_psnr"), (40, "ffhq_celeba_64to256_psnr"), (64, "ffhq_celeba_64to256_psnr"),
     (64.1, None), (100, None), (900, None),
 ])
 def test_each_face_goes_to_the_smallest_model_that_holds_it(native, expected):
     router = routing.Router(load=lambda name: None)
-    entry = router.choose(native, 4.0)
-    assert (entry.name if entry else None) == expected
-    if entry is not None:
-        assert entry.lr_size >= native  # never squeezed
-    assert router.choose(native, 1.0) is None  # a photo not enlarged keeps its faces as they are
+    for quality in (None, 95, routing.COMPRESSED_QUALITY, 50):  # clean photos, then compressed ones
+        entry = router.choose(native, 4.0, quality)
+        clean = quality is None or quality > routing.COMPRESSED_QUALITY
+        routed = routing.routed_entries(degradation="bicubic" if clean else "realistic")
+        assert entry == next((e for e in routed if e.lr_size == (entry.lr_size if entry else None)), None)
+        assert (entry.name if entry else None) == (expected if clean else REALISTIC.get(expected, expected))
+        if entry is not None:
+            assert entry.lr_size >= native  # never squeezed
+        assert router.choose(native, 1.0, quality) is None  # a photo not enlarged keeps its faces as they are
+
+
+# The model compressed photos get instead of each clean-photo model, where its size has one.
+REALISTIC = {"celeba_16to64_psnr": "celeba_16to64_realistic"}
+
+
+def test_fixed_degradations_route_every_photo_alike():
+    for degradation in routing.MODEL_SETS:
+        router = routing.Router(load=lambda name: None, degradation=degradation)
+        assert router.jpeg_quality(np.zeros((64, 64, 3), np.uint8)) is None  # not read: it would not matter
+        expected = routing.routed_entries(degradation=degradation)
+        assert router.entries == expected
+        assert [router.choose(n, 4.0, 30) for n in (10, 30, 60)] == expected
 
 
 def test_clean_routing_uses_the_shipped_psnr_models():
@@ -75,6 +93,8 @@ def test_photos_prefer_models_trained_for_real_photos_where_a_size_has_one():
     assert [e.name for e in routing.routed_entries(entries, "bicubic")] == ["a_16to64_psnr", "a_32to128_psnr"]
     with pytest.raises(ValueError, match="degradation='jpeg'"):
         routing.Router(entries=entries, degradation="jpeg")
+    with pytest.raises(ValueError, match="degradation='auto'"):
+        routing.routed_entries(entries, "auto")  # a way to choose, not a set of models
 
 
 def test_router_without_models_says_what_to_do(tmp_path, monkeypatch):
@@ -92,16 +112,20 @@ def sized_photo():
     return np.concatenate([np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0)), mode="edge") for p in parts], axis=1)
 
 
-def test_enhance_routes_each_face_by_size_and_keeps_big_faces_bicubic():
+@pytest.mark.parametrize("jpeg", [0, 50])
+def test_enhance_routes_each_face_by_size_and_keeps_big_faces_bicubic(jpeg):
     photo = sized_photo()
+    if jpeg:  # a compressed photo: its small faces go to the models trained for such photos
+        photo = cv2.imdecode(cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, jpeg])[1], cv2.IMREAD_COLOR)
     faces = detect.make("yunet").detect(photo)
     natives = sorted(enhance_lib.native_size(f, 0.7) for f in faces)
     assert len(faces) == 3 and natives[0] < 16 < natives[1] < 32 and natives[2] > 64, natives
     router, stand_ins = stand_in_router()
     result = enhance_lib.enhance_photo(photo, router, enhance_lib.EnhanceOptions(upscale=2))
     by_size = dict(zip([round(enhance_lib.native_size(f, 0.7)) for f in faces], result.models))
-    assert [by_size[round(n)] for n in natives] == ["celeba_16to64_realistic", "celeba_32to128_psnr", "bicubic"]
-    assert len(stand_ins["celeba_16to64_realistic"].calls) == 1 and len(stand_ins["celeba_32to128_psnr"].calls) == 1
+    small = "celeba_16to64_realistic" if jpeg else "celeba_16to64_psnr"
+    assert [by_size[round(n)] for n in natives] == [small, "celeba_32to128_psnr", "bicubic"]
+    assert len(stand_ins[small].calls) == 1 and len(stand_ins["celeba_32to128_psnr"].calls) == 1
     assert not stand_ins["ffhq_celeba_64to256_psnr"].calls
     assert any("kept bicubic" in note for note in result.notes)
     plain = cv2.resize(photo, result.image.shape[1::-1], interpolation=cv2.INTER_CUBIC).astype(int)
@@ -110,7 +134,7 @@ def test_enhance_routes_each_face_by_size_and_keeps_big_faces_bicubic():
         change = result.image[y - 2:y + 3, x - 2:x + 3].astype(int).mean() - plain[y - 2:y + 3, x - 2:x + 3].mean()
         assert (change > 20) if model != "bicubic" else (change == 0)
     assert [f.shape[0] for f in result.faces] == [
-        {"celeba_16to64_realistic": 64, "celeba_32to128_psnr": 128}.get(m, f.shape[0]) for f, m in zip(result.faces, result.models)]
+        {small: 64, "celeba_32to128_psnr": 128}.get(m, f.shape[0]) for f, m in zip(result.faces, result.models)]
 
 
 def test_a_face_smaller_than_the_input_is_cut_out_in_the_training_frame():

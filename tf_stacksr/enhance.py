@@ -37,10 +37,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--flip-ensemble", choices=("on", "off"), help="average each face's output with its"
                         " mirror image's (2x compute, slightly sharper and more faithful); default: the model's own"
                         " setting (on for the shipped PSNR model)")
-    parser.add_argument("--degradation", choices=routing.DEGRADATIONS, default="realistic",
-                        help="without --model, which shipped models the faces are routed to: those trained for real"
-                             " photos (realistic: blurred, noisy, JPEG'd inputs; the clean model where a face size has"
-                             " none) or only the clean ones (bicubic: the paper's benchmark inputs)")
+    parser.add_argument("--degradation", choices=routing.DEGRADATIONS, default="auto",
+                        help="without --model, which shipped models the faces are routed to: auto (default) reads"
+                             " each photo's JPEG compression from its pixels and sends the faces of photos compressed"
+                             f" at quality {routing.COMPRESSED_QUALITY} or below to the models trained for real photos,"
+                             " the others to the clean ones; realistic: always those trained for real photos (blurred,"
+                             " noisy, JPEG'd inputs; the clean model where a face size has none); bicubic: only the"
+                             " clean ones (the paper's benchmark inputs)")
     parser.add_argument("--upscale", type=float, help="whole-photo enlargement (default: the model's scale, 4 for"
                                                       " the shipped models)")
     parser.add_argument("--aligned", action="store_true", help="inputs are aligned face crops, not photos")
@@ -72,7 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_upscaler(model: str | None, gan_model: str | None, alpha: float | None, flip_ensemble: bool | None = None,
-                  degradation: str = "realistic"):
+                  degradation: str = "auto"):
     """The upscaler to run (the shipped models trained for `degradation`, routed by face size, when
     no model, GAN model or alpha is named); SystemExit with a clear message when they cannot be loaded."""
     try:

@@ -10,7 +10,8 @@ to that similarity transform, so a face lands where it was, at any `upscale` (se
 
 Which model, and how a face is cut out for it:
 - routed (the default: `upscaler` is an `apps.routing.Router`): each face goes to the shipped
-  model whose LR input fits its native size, cut out at that LR size straight from the photo
+  model whose LR input fits its native size (among those for compressed photos when the photo
+  reads as JPEG-compressed), cut out at that LR size straight from the photo
   (never fewer pixels than the face has); faces larger than every model's input, or photos not
   enlarged, keep the bicubic face (nothing pasted). The rule and its measurement: `routing`.
 - one model (`--model`): every face is cut out at that model's HR size and brought to its LR
@@ -192,9 +193,9 @@ def lr_crop(rgb: np.ndarray, face: align.Face, lr_size: int, hr_size: int, face_
     return lr, hr_matrix
 
 
-def _routed_faces(rgb, faces, router: routing.Router, options: EnhanceOptions, upscale: float):
+def _routed_faces(rgb, faces, router: routing.Router, options: EnhanceOptions, upscale: float, quality: int | None):
     """Per face: (the model's entry or None, SR face or bicubic crop, photo -> HR crop matrix or None)."""
-    entries = [router.choose(native_size(f, options.face_scale), upscale) for f in faces]
+    entries = [router.choose(native_size(f, options.face_scale), upscale, quality) for f in faces]
     results: list = [None] * len(faces)
     for entry in {e.name: e for e in entries if e is not None}.values():
         picked = [k for k, e in enumerate(entries) if e is not None and e.name == entry.name]
@@ -232,12 +233,13 @@ def enhance_photo(rgb: np.ndarray, upscaler, options: EnhanceOptions,
     """
     routed = isinstance(upscaler, routing.Router)
     upscale, notes = output_scale(rgb.shape, options.upscale or upscaler.scale, options.max_output_side)
+    quality = upscaler.jpeg_quality(rgb) if routed else None  # compressed photos may go to other models
     height, width = rgb.shape[:2]
     out_w, out_h = max(1, round(width * upscale)), max(1, round(height * upscale))
     if options.aligned:
         if height != width:
             raise photos.Skip(NOT_SQUARE, f"{width}x{height}; --aligned expects square face crops")
-        model = upscaler.choose(width, upscale) if routed else upscaler
+        model = upscaler.choose(width, upscale, quality) if routed else upscaler
         if model is None:
             face = cv2.resize(rgb, (out_w, out_h), interpolation=cv2.INTER_AREA if upscale < 1 else cv2.INTER_CUBIC)
             return PhotoResult(image=face, faces=[face], landmarks=[], notes=notes, models=["bicubic"])
@@ -258,7 +260,7 @@ def enhance_photo(rgb: np.ndarray, upscaler, options: EnhanceOptions,
         return PhotoResult(image=canvas, faces=[], landmarks=[], notes=notes + ["no face found: upscaled only"])
     sx, sy = out_w / width, out_h / height
     if routed:
-        results = _routed_faces(rgb, faces, upscaler, options, upscale)
+        results = _routed_faces(rgb, faces, upscaler, options, upscale, quality)
         notes = notes + _bicubic_note(faces, results, options.face_scale, upscaler, upscale)
     else:
         aligned = [align.align_face(rgb, f.landmarks, upscaler.hr_size, options.face_scale, layout=f.layout) for f in faces]

@@ -25,10 +25,14 @@ enlarged well beyond its native size adds little over bicubic (32-40 px faces in
 model: -0.01 dB) but is never worse by more than that. `RULES` holds the candidates measured.
 
 `Router` is what `tf-stacksr enhance` runs when no --model is given: the routed zoo as one
-object, loading each model on first use. One model per LR size takes part: by default the one
-trained for real photos (`degradation` "realistic": blurred, noisy, JPEG'd inputs) where that
-size has one, else the clean PSNR-trained one (`*_psnr`), the most faithful; `degradation=
-"bicubic"` routes among the clean models only (the paper's benchmark inputs).
+object, loading each model on first use. One model per LR size takes part, chosen by what the
+photo looks like (`degradation`, default "auto"): the faces of a photo JPEG-compressed at
+quality COMPRESSED_QUALITY or below (read from its pixels, `jpeg_quality`) go to the models
+trained for real photos (`degradation` "realistic": blurred, noisy, JPEG'd inputs) where a size
+has one, the others to the clean PSNR-trained models (`*_psnr`), the most faithful on clean
+inputs. "realistic" and "bicubic" route every photo the one way (the latter: the paper's
+benchmark inputs). Chosen by measurement on shrunk LFW photos (docs/photos.md, "Compressed
+photos").
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
+from tf_stacksr.apps import jpeg_quality
 from tf_stacksr.models import zoo
 
 # A rule: (native size n, the LR sizes on offer, ascending) -> the LR size to use, or None (bicubic).
@@ -88,14 +93,16 @@ RULES: dict[str, Rule] = {
 DEFAULT_RULE = "smallest_fit"
 
 
-DEGRADATIONS = ("realistic", "bicubic")  # what the routed models were trained on; see the module doc
+MODEL_SETS = ("realistic", "bicubic")  # what the routed models were trained on (`routed_entries`)
+DEGRADATIONS = ("auto", *MODEL_SETS)  # how a Router picks among them; see the module doc
+COMPRESSED_QUALITY = 90  # photos JPEG'd at this quality or below count as compressed ("auto")
 
 
 def routed_entries(entries: dict[str, zoo.Entry] | None = None, degradation: str = "realistic") -> list[zoo.Entry]:
-    """One shipped model per LR size, smallest first: trained for `degradation` where there is one
-    ("bicubic": only those), then the PSNR-trained one."""
-    if degradation not in DEGRADATIONS:
-        raise ValueError(f"degradation={degradation!r}: expected one of {', '.join(DEGRADATIONS)}")
+    """One shipped model per LR size, smallest first: trained for `degradation` (one of MODEL_SETS)
+    where there is one ("bicubic": only those), then the PSNR-trained one."""
+    if degradation not in MODEL_SETS:
+        raise ValueError(f"degradation={degradation!r}: expected one of {', '.join(MODEL_SETS)}")
     entries = zoo.entries() if entries is None else entries
     candidates = [e for e in entries.values() if degradation == "realistic" or e.degradation == degradation]
     by_lr: dict[int, zoo.Entry] = {}
@@ -105,19 +112,28 @@ def routed_entries(entries: dict[str, zoo.Entry] | None = None, degradation: str
 
 
 class Router:
-    """The shipped models as one upscaler for `enhance_lib.enhance_photo`: `choose` names the
-    model for a face of native size n (see the module doc), `upscaler` loads it on first use.
+    """The shipped models as one upscaler for `enhance_lib.enhance_photo`: `jpeg_quality` reads how
+    compressed a photo is, `choose` names the model for a face of native size n in it (see the
+    module doc), `upscaler` loads that model on first use.
 
     `rule`: a name in RULES or a Rule; `load`: model name -> upscaler (default `models.load`,
-    with `flip_ensemble` passed on; None keeps each model's own setting); `degradation`: which
-    models take part (`routed_entries`).
+    with `flip_ensemble` passed on; None keeps each model's own setting); `degradation`: one of
+    DEGRADATIONS, which models take part for which photos.
     """
 
     name = "routed by face size"
 
     def __init__(self, entries: dict[str, zoo.Entry] | None = None, rule: str | Rule = DEFAULT_RULE,
-                 load: Callable | None = None, flip_ensemble: bool | None = None, degradation: str = "realistic"):
-        self.entries = routed_entries(entries, degradation)
+                 load: Callable | None = None, flip_ensemble: bool | None = None, degradation: str = "auto"):
+        if degradation not in DEGRADATIONS:
+            raise ValueError(f"degradation={degradation!r}: expected one of {', '.join(DEGRADATIONS)}")
+        self.degradation = degradation
+        auto = degradation == "auto"
+        self.routes = {compressed: routed_entries(entries, ("realistic" if compressed else "bicubic") if auto else degradation)
+                       for compressed in (False, True)}
+        # Every model this router may run, by LR size.
+        self.entries = sorted({e.name: e for route in self.routes.values() for e in route}.values(),
+                              key=lambda e: (e.lr_size, e.name))
         if not self.entries:
             raise FileNotFoundError("no shipped models are installed to route faces among (reinstall tf-stacksr),"
                                     " or pass --model=PATH")
@@ -135,12 +151,18 @@ class Router:
 
         return models.load(name, flip_ensemble=self.flip_ensemble)
 
-    def choose(self, native: float, upscale: float) -> zoo.Entry | None:
-        """The model for a face `native` px across in a photo enlarged `upscale` x; None: keep it bicubic."""
+    def jpeg_quality(self, rgb) -> int | None:
+        """The JPEG quality `rgb` was compressed at, where the choice of models depends on it ("auto")."""
+        return jpeg_quality.estimate_quality(rgb) if self.degradation == "auto" else None
+
+    def choose(self, native: float, upscale: float, quality: int | None = None) -> zoo.Entry | None:
+        """The model for a face `native` px across in a photo enlarged `upscale` x and JPEG'd at
+        `quality` (None: not known to be); None: keep it bicubic."""
         if upscale <= 1:
             return None
-        lr = self.rule(float(native), [e.lr_size for e in self.entries])
-        return next((e for e in self.entries if e.lr_size == lr), None)
+        route = self.routes[quality is not None and quality <= COMPRESSED_QUALITY]
+        lr = self.rule(float(native), [e.lr_size for e in route])
+        return next((e for e in route if e.lr_size == lr), None)
 
     def upscaler(self, entry: zoo.Entry):
         if entry.name not in self._loaded:

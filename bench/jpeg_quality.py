@@ -1,0 +1,88 @@
+"""How well does `enhance` read a photo's JPEG compression from its pixels?
+
+    python -m bench.jpeg_quality --input=../shared/data/lfw_dev --factors=2,4,8 --jpeg=0,95,90,80,70,50,30
+
+Every photo is shrunk by each factor F as the whole-photo benchmark shrinks it
+(`photo_bench.shrink`: PIL's antialiased bicubic, which leaves no JPEG grid behind), then
+JPEG-compressed at each quality q (0 = not compressed; Pillow, 4:2:0 chroma) and read back by
+`jpeg_quality.estimate_quality`. Per (F, q): how many photos read as compressed, how many as
+compressed at q <= `routing.COMPRESSED_QUALITY` (what sends their faces to the models for
+compressed photos), and the median and worst error of the estimated quality.
+Writes results.md and results.json.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from absl import app, flags
+from tqdm import tqdm
+
+from tf_stacksr import files
+from tf_stacksr.apps import jpeg_quality, routing
+from tf_stacksr.evaluation import photo_bench
+
+flags.DEFINE_string("input", None, "Folder of photos (searched recursively).")
+flags.DEFINE_list("factors", ["2", "4", "8"], "Shrink factors.")
+flags.DEFINE_list("jpeg", ["0", "95", "90", "80", "70", "50", "30"], "JPEG qualities (0: not compressed).")
+flags.DEFINE_integer("limit", None, "Only the first N photos.")
+flags.DEFINE_string("output_dir", "jpeg_quality", "Where results.md and results.json go.")
+
+
+def measure(paths, factors: list[int], qualities: list[int]) -> list[dict]:
+    estimates = {(f, q): [] for f in factors for q in qualities}
+    for path in tqdm(paths, desc="photos", unit="photo"):
+        reference = photo_bench.reference_photo(photo_bench.read_photo(path), factors)
+        for f in factors:
+            small = photo_bench.shrink(reference, f)
+            for q in qualities:
+                estimates[f, q].append(jpeg_quality.estimate_quality(photo_bench.jpeg(small, q)))
+    rows = []
+    for (f, q), found in estimates.items():
+        read = [e for e in found if e is not None]
+        errors = np.abs(np.array(read) - q) if q and read else np.zeros(0)
+        rows.append({
+            "factor": f, "jpeg": q, "photos": len(found), "read_as_compressed": len(read),
+            "routed_as_compressed": sum(e <= routing.COMPRESSED_QUALITY for e in read),
+            "median_error": float(np.median(errors)) if len(errors) else None,
+            "max_error": int(errors.max()) if len(errors) else None,
+        })
+    return rows
+
+
+def markdown(rows: list[dict], command: str) -> str:
+    def fmt(value):
+        return "—" if value is None else f"{value:g}"
+
+    lines = [f"`{command}`", "",
+             f"| F | JPEG q | photos | read as compressed | routed as compressed (q <= {routing.COMPRESSED_QUALITY}) |"
+             " quality error, median / max |",
+             "|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['factor']} | {r['jpeg'] or 'none'} | {r['photos']} | {r['read_as_compressed']} |"
+                     f" {r['routed_as_compressed']} | {fmt(r['median_error'])} / {fmt(r['max_error'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv) -> None:
+    del argv
+    args = flags.FLAGS
+    if not args.input or not os.path.isdir(args.input):
+        raise app.UsageError(f"--input={args.input}: expected a folder of photos")
+    paths = files.list_images(args.input)[:args.limit]
+    if not paths:
+        raise app.UsageError(f"--input={args.input}: no images found")
+    factors, qualities = [int(f) for f in args.factors], [int(q) for q in args.jpeg]
+    rows = measure(paths, factors, qualities)
+    command = (f"python -m bench.jpeg_quality --input={args.input} --factors={','.join(args.factors)}"
+               f" --jpeg={','.join(args.jpeg)}" + (f" --limit={args.limit}" if args.limit else ""))
+    files.write_json(os.path.join(args.output_dir, "results.json"), {"command": command, "rows": rows})
+    text = markdown(rows, command)
+    with files.atomic_write(os.path.join(args.output_dir, "results.md")) as tmp, open(tmp, "w") as fh:
+        fh.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    app.run(main)
