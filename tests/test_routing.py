@@ -45,27 +45,26 @@ def rgb(path, factor=1.0):
         return np.asarray(image.resize((round(image.width * factor), round(image.height * factor)), Image.BICUBIC))
 
 
-@pytest.mark.parametrize("native, expected", [
-    (8, "celeba_16to64_psnr"), (15.9, "celeba_16to64_psnr"), (16, "celeba_16to64_psnr"),
-    (16.1, "celeba_32to128_psnr"), (20, "celeba_32to128_psnr"), (27, "celeba_32to128_psnr"), (32, "celeba_32to128_psnr"),
-    (32.5, "ffhq_celeba_64to256_psnr"), (40, "ffhq_celeba_64to256_psnr"), (64, "ffhq_celeba_64to256_psnr"),
+# The shipped model "auto" routing picks per LR size: for clean photos (or JPEG'd above
+# COMPRESSED_QUALITY), and for compressed ones.
+FOR_CLEAN = {16: "celeba_16to64_realistic", 32: "celeba_32to128_psnr", 64: "ffhq_celeba_64to256_psnr"}
+FOR_COMPRESSED = {16: "celeba_16to64_realistic", 32: "celeba_32to128_realistic", 64: "ffhq_celeba_64to256_psnr"}
+
+
+@pytest.mark.parametrize("native, lr_size", [
+    (8, 16), (15.9, 16), (16, 16), (16.1, 32), (20, 32), (27, 32), (32, 32), (32.5, 64), (40, 64), (64, 64),
     (64.1, None), (100, None), (900, None),
 ])
-def test_each_face_goes_to_the_smallest_model_that_holds_it(native, expected):
+def test_each_face_goes_to_the_smallest_model_that_holds_it(native, lr_size):
     router = routing.Router(load=lambda name: None)
-    for quality in (None, 95, routing.COMPRESSED_QUALITY, 50):  # clean photos, then compressed ones
+    for quality in (None, 95, routing.COMPRESSED_QUALITY + 1, routing.COMPRESSED_QUALITY, 30):
         entry = router.choose(native, 4.0, quality)
-        clean = quality is None or quality > routing.COMPRESSED_QUALITY
-        routed = routing.routed_entries(degradation="bicubic" if clean else "realistic")
-        assert entry == next((e for e in routed if e.lr_size == (entry.lr_size if entry else None)), None)
-        assert (entry.name if entry else None) == (expected if clean else REALISTIC.get(expected, expected))
+        compressed = quality is not None and quality <= routing.COMPRESSED_QUALITY
+        expected = (FOR_COMPRESSED if compressed else FOR_CLEAN).get(lr_size)
+        assert (entry.name if entry else None) == expected, quality
         if entry is not None:
-            assert entry.lr_size >= native  # never squeezed
+            assert entry.lr_size == lr_size >= native  # never squeezed
         assert router.choose(native, 1.0, quality) is None  # a photo not enlarged keeps its faces as they are
-
-
-# The model compressed photos get instead of each clean-photo model, where its size has one.
-REALISTIC = {"celeba_16to64_psnr": "celeba_16to64_realistic"}
 
 
 def test_fixed_degradations_route_every_photo_alike():
@@ -91,6 +90,9 @@ def test_photos_prefer_models_trained_for_real_photos_where_a_size_has_one():
                                    zoo.Entry("a_32to128_psnr", "d", 32, 128, "bicubic")]}
     assert [e.name for e in routing.routed_entries(entries)] == ["a_16to64_realistic", "a_32to128_psnr"]
     assert [e.name for e in routing.routed_entries(entries, "bicubic")] == ["a_16to64_psnr", "a_32to128_psnr"]
+    auto = routing.Router(entries=entries, load=lambda name: None)  # "auto": by the photo's JPEG quality
+    assert [auto.choose(10, 4.0, q).name for q in (None, 95, 50)] == ["a_16to64_psnr"] * 2 + ["a_16to64_realistic"]
+    assert [e.name for e in auto.entries] == ["a_16to64_psnr", "a_16to64_realistic", "a_32to128_psnr"]
     with pytest.raises(ValueError, match="degradation='jpeg'"):
         routing.Router(entries=entries, degradation="jpeg")
     with pytest.raises(ValueError, match="degradation='auto'"):
@@ -123,9 +125,9 @@ def test_enhance_routes_each_face_by_size_and_keeps_big_faces_bicubic(jpeg):
     router, stand_ins = stand_in_router()
     result = enhance_lib.enhance_photo(photo, router, enhance_lib.EnhanceOptions(upscale=2))
     by_size = dict(zip([round(enhance_lib.native_size(f, 0.7)) for f in faces], result.models))
-    small = "celeba_16to64_realistic" if jpeg else "celeba_16to64_psnr"
-    assert [by_size[round(n)] for n in natives] == [small, "celeba_32to128_psnr", "bicubic"]
-    assert len(stand_ins[small].calls) == 1 and len(stand_ins["celeba_32to128_psnr"].calls) == 1
+    small, medium = (FOR_COMPRESSED if jpeg else FOR_CLEAN)[16], (FOR_COMPRESSED if jpeg else FOR_CLEAN)[32]
+    assert [by_size[round(n)] for n in natives] == [small, medium, "bicubic"]
+    assert len(stand_ins[small].calls) == 1 and len(stand_ins[medium].calls) == 1
     assert not stand_ins["ffhq_celeba_64to256_psnr"].calls
     assert any("kept bicubic" in note for note in result.notes)
     plain = cv2.resize(photo, result.image.shape[1::-1], interpolation=cv2.INTER_CUBIC).astype(int)
@@ -134,7 +136,7 @@ def test_enhance_routes_each_face_by_size_and_keeps_big_faces_bicubic(jpeg):
         change = result.image[y - 2:y + 3, x - 2:x + 3].astype(int).mean() - plain[y - 2:y + 3, x - 2:x + 3].mean()
         assert (change > 20) if model != "bicubic" else (change == 0)
     assert [f.shape[0] for f in result.faces] == [
-        {small: 64, "celeba_32to128_psnr": 128}.get(m, f.shape[0]) for f, m in zip(result.faces, result.models)]
+        {small: 64, medium: 128}.get(m, f.shape[0]) for f, m in zip(result.faces, result.models)]
 
 
 def test_a_face_smaller_than_the_input_is_cut_out_in_the_training_frame():

@@ -6,15 +6,15 @@ model with LR input side l sees that region at l x l pixels, so l < n would sque
 into fewer pixels than it has and throw detail away before the model starts. The rule
 (`smallest_fit`, the default):
 
-- the smallest shipped model whose LR input is at least n: n <= 16 -> celeba_16to64_psnr,
-  16 < n <= 32 -> celeba_32to128_psnr, 32 < n <= 64 -> ffhq_celeba_64to256_psnr; the face is
-  cut out at that LR size straight from the photo (one cubic warp, enlarging it: nothing lost);
+- the smallest shipped model whose LR input is at least n: n <= 16 -> a 16 -> 64 model,
+  16 < n <= 32 -> a 32 -> 128 one, 32 < n <= 64 -> a 64 -> 256 one (which of a size: `Router`
+  below); the face is cut out at that LR size straight from the photo (one cubic warp, enlarging it: nothing lost);
 - n > 64 (larger than any model's input), or a photo not enlarged (upscale <= 1): no model can
   add detail, so the face stays as the bicubic upscaled photo has it (nothing is pasted).
 
-Chosen by measurement (bench/routing_rules.py): the 200 lfw_dev photos (central 240 px, one
-main face each) shrunk by F = 1.5, 2, 2.5, 3, 4, 5, 6, 8 and enhanced back by F; PSNR-Y of the
-main face's box against the original photo (dB; table in docs/serving.md, "Which model gets a
+Chosen by measurement with the clean-trained models (bench/routing_rules.py): the 200 lfw_dev
+photos (central 240 px, one main face each) shrunk by F = 1.5, 2, 2.5, 3, 4, 5, 6, 8 and enhanced
+back by F; PSNR-Y of the main face's box against the original photo (dB; table in docs/serving.md, "Which model gets a
 face"). Over all 1,599 faces `smallest_fit` scores 34.43, `nearest` 34.35, bicubic above 48 px
 34.39, always the largest model 34.23, bicubic 34.19, and one 16 px model for every face (what
 enhance did before) 29.52. `smallest_fit` is best or tied at every F but 6 (and 8, by 0.01 dB),
@@ -29,10 +29,11 @@ object, loading each model on first use. One model per LR size takes part, chose
 photo looks like (`degradation`, default "auto"): the faces of a photo JPEG-compressed at
 quality COMPRESSED_QUALITY or below (read from its pixels, `jpeg_quality`) go to the models
 trained for real photos (`degradation` "realistic": blurred, noisy, JPEG'd inputs) where a size
-has one, the others to the clean PSNR-trained models (`*_psnr`), the most faithful on clean
-inputs. "realistic" and "bicubic" route every photo the one way (the latter: the paper's
-benchmark inputs). Chosen by measurement on shrunk LFW photos (docs/photos.md, "Compressed
-photos").
+has one, the others to the clean PSNR-trained models (`*_psnr`), which keep more of a clean
+face's texture and identity, except at sizes whose real-photo model is also the better one on
+clean photos (FOR_EVERY_PHOTO). "realistic" and "bicubic" route every photo the one way (the
+latter: the paper's benchmark inputs). Chosen by measurement on shrunk LFW photos
+(docs/photos.md, "Compressed photos").
 """
 
 from __future__ import annotations
@@ -95,8 +96,10 @@ DEFAULT_RULE = "smallest_fit"
 
 MODEL_SETS = ("realistic", "bicubic")  # what the routed models were trained on (`routed_entries`)
 DEGRADATIONS = ("auto", *MODEL_SETS)  # how a Router picks among them; see the module doc
-COMPRESSED_QUALITY = 90  # photos JPEG'd at this quality or below count as compressed ("auto")
-
+COMPRESSED_QUALITY = 80  # "auto": photos JPEG'd at this quality or below count as compressed
+# Real-photo models that beat the clean model of their size on clean photos too ("auto" sends
+# them every photo's faces).
+FOR_EVERY_PHOTO = ("celeba_16to64_realistic",)
 
 def routed_entries(entries: dict[str, zoo.Entry] | None = None, degradation: str = "realistic") -> list[zoo.Entry]:
     """One shipped model per LR size, smallest first: trained for `degradation` (one of MODEL_SETS)
@@ -128,9 +131,13 @@ class Router:
         if degradation not in DEGRADATIONS:
             raise ValueError(f"degradation={degradation!r}: expected one of {', '.join(DEGRADATIONS)}")
         self.degradation = degradation
-        auto = degradation == "auto"
-        self.routes = {compressed: routed_entries(entries, ("realistic" if compressed else "bicubic") if auto else degradation)
-                       for compressed in (False, True)}
+        if degradation == "auto":
+            real = routed_entries(entries, "realistic")
+            clean = [next((r for r in real if r.lr_size == e.lr_size and r.name in FOR_EVERY_PHOTO), e)
+                     for e in routed_entries(entries, "bicubic")]
+            self.routes = {False: clean, True: real}  # by: is the photo compressed?
+        else:
+            self.routes = dict.fromkeys((False, True), routed_entries(entries, degradation))
         # Every model this router may run, by LR size.
         self.entries = sorted({e.name: e for route in self.routes.values() for e in route}.values(),
                               key=lambda e: (e.lr_size, e.name))
