@@ -5,9 +5,8 @@
 Every photo is shrunk by each factor F as the whole-photo benchmark shrinks it
 (`photo_bench.shrink`: PIL's antialiased bicubic, which leaves no JPEG grid behind), then
 JPEG-compressed at each quality q (0 = not compressed; Pillow, 4:2:0 chroma) and read back by
-`jpeg_quality.estimate_quality`. Per (F, q): how many photos read as compressed, how many as
-compressed at q <= `routing.COMPRESSED_QUALITY` (what sends their faces to the models for
-compressed photos), and the median and worst error of the estimated quality.
+`jpeg_quality.estimate_quality`. Per (F, q): how many photos read as compressed, and the median
+and worst error of the estimated quality (what `enhance` routes compressed photos by).
 Writes results.md and results.json.
 """
 
@@ -20,7 +19,7 @@ from absl import app, flags
 from tqdm import tqdm
 
 from tf_stacksr import files
-from tf_stacksr.apps import jpeg_quality, routing
+from tf_stacksr.apps import jpeg_quality
 from tf_stacksr.evaluation import photo_bench
 
 flags.DEFINE_string("input", None, "Folder of photos (searched recursively).")
@@ -44,7 +43,6 @@ def measure(paths, factors: list[int], qualities: list[int]) -> list[dict]:
         errors = np.abs(np.array(read) - q) if q and read else np.zeros(0)
         rows.append({
             "factor": f, "jpeg": q, "photos": len(found), "read_as_compressed": len(read),
-            "routed_as_compressed": sum(e <= routing.COMPRESSED_QUALITY for e in read),
             "median_error": float(np.median(errors)) if len(errors) else None,
             "max_error": int(errors.max()) if len(errors) else None,
         })
@@ -56,12 +54,11 @@ def markdown(rows: list[dict], command: str) -> str:
         return "—" if value is None else f"{value:g}"
 
     lines = [f"`{command}`", "",
-             f"| F | JPEG q | photos | read as compressed | routed as compressed (q <= {routing.COMPRESSED_QUALITY}) |"
-             " quality error, median / max |",
-             "|---:|---:|---:|---:|---:|---|"]
+             "| F | JPEG q | photos | read as compressed | quality error, median / max |",
+             "|---:|---:|---:|---:|---|"]
     for r in rows:
         lines.append(f"| {r['factor']} | {r['jpeg'] or 'none'} | {r['photos']} | {r['read_as_compressed']} |"
-                     f" {r['routed_as_compressed']} | {fmt(r['median_error'])} / {fmt(r['max_error'])} |")
+                     f" {fmt(r['median_error'])} / {fmt(r['max_error'])} |")
     return "\n".join(lines) + "\n"
 
 

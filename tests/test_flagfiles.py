@@ -71,6 +71,7 @@ SHIPPED_FROM = {
     "celeba_32to128_psnr": ("celeba_32to128_psnr", {"flip_ensemble"}),
     "celeba_16to64_realistic": ("celeba_16to64_realistic", {"flip_ensemble"}),
     "celeba_32to128_realistic": ("celeba_32to128_realistic", set()),
+    "ffhq_celeba_64to256_realistic": ("ffhq_celeba_64to256_realistic", set()),
     # tools/train_l1_keras.py reads a faces file and runs for --minutes, not --data_dir/--train_steps.
     "ffhq_celeba_64to256_psnr": ("ffhq_celeba_64to256_psnr", {"data_dir", "train_steps", "save_every", "sample_every"}),
 }

@@ -45,10 +45,16 @@ def rgb(path, factor=1.0):
         return np.asarray(image.resize((round(image.width * factor), round(image.height * factor)), Image.BICUBIC))
 
 
-# The shipped model "auto" routing picks per LR size: for clean photos (or JPEG'd above
-# COMPRESSED_QUALITY), and for compressed ones.
-FOR_CLEAN = {16: "celeba_16to64_realistic", 32: "celeba_32to128_psnr", 64: "ffhq_celeba_64to256_psnr"}
-FOR_COMPRESSED = {16: "celeba_16to64_realistic", 32: "celeba_32to128_realistic", 64: "ffhq_celeba_64to256_psnr"}
+# What "auto" routing sends a face of each LR size to: the clean model, or the real-photo model
+# where the photo was JPEG'd at that model's quality threshold or below (None: never).
+CLEAN = {16: "celeba_16to64_psnr", 32: "celeba_32to128_psnr", 64: "ffhq_celeba_64to256_psnr"}
+REAL = {16: ("celeba_16to64_realistic", 100), 32: ("celeba_32to128_realistic", 70),
+        64: ("ffhq_celeba_64to256_realistic", 50)}
+
+
+def expected_model(lr_size, quality):
+    name, up_to = REAL[lr_size]
+    return name if (100 if quality is None else quality) <= up_to else CLEAN[lr_size]
 
 
 @pytest.mark.parametrize("native, lr_size", [
@@ -57,11 +63,9 @@ FOR_COMPRESSED = {16: "celeba_16to64_realistic", 32: "celeba_32to128_realistic",
 ])
 def test_each_face_goes_to_the_smallest_model_that_holds_it(native, lr_size):
     router = routing.Router(load=lambda name: None)
-    for quality in (None, 95, routing.COMPRESSED_QUALITY + 1, routing.COMPRESSED_QUALITY, 30):
+    for quality in (None, 95, 71, 70, 51, 50, 30):
         entry = router.choose(native, 4.0, quality)
-        compressed = quality is not None and quality <= routing.COMPRESSED_QUALITY
-        expected = (FOR_COMPRESSED if compressed else FOR_CLEAN).get(lr_size)
-        assert (entry.name if entry else None) == expected, quality
+        assert (entry.name if entry else None) == (expected_model(lr_size, quality) if lr_size else None), quality
         if entry is not None:
             assert entry.lr_size == lr_size >= native  # never squeezed
         assert router.choose(native, 1.0, quality) is None  # a photo not enlarged keeps its faces as they are
@@ -91,7 +95,8 @@ def test_photos_prefer_models_trained_for_real_photos_where_a_size_has_one():
     assert [e.name for e in routing.routed_entries(entries)] == ["a_16to64_realistic", "a_32to128_psnr"]
     assert [e.name for e in routing.routed_entries(entries, "bicubic")] == ["a_16to64_psnr", "a_32to128_psnr"]
     auto = routing.Router(entries=entries, load=lambda name: None)  # "auto": by the photo's JPEG quality
-    assert [auto.choose(10, 4.0, q).name for q in (None, 95, 50)] == ["a_16to64_psnr"] * 2 + ["a_16to64_realistic"]
+    qualities = (None, 95, routing.DEFAULT_UP_TO_QUALITY + 1, routing.DEFAULT_UP_TO_QUALITY, 30)
+    assert [auto.choose(10, 4.0, q).name for q in qualities] == ["a_16to64_psnr"] * 3 + ["a_16to64_realistic"] * 2
     assert [e.name for e in auto.entries] == ["a_16to64_psnr", "a_16to64_realistic", "a_32to128_psnr"]
     with pytest.raises(ValueError, match="degradation='jpeg'"):
         routing.Router(entries=entries, degradation="jpeg")
@@ -125,7 +130,7 @@ def test_enhance_routes_each_face_by_size_and_keeps_big_faces_bicubic(jpeg):
     router, stand_ins = stand_in_router()
     result = enhance_lib.enhance_photo(photo, router, enhance_lib.EnhanceOptions(upscale=2))
     by_size = dict(zip([round(enhance_lib.native_size(f, 0.7)) for f in faces], result.models))
-    small, medium = (FOR_COMPRESSED if jpeg else FOR_CLEAN)[16], (FOR_COMPRESSED if jpeg else FOR_CLEAN)[32]
+    small, medium = expected_model(16, jpeg or None), expected_model(32, jpeg or None)
     assert [by_size[round(n)] for n in natives] == [small, medium, "bicubic"]
     assert len(stand_ins[small].calls) == 1 and len(stand_ins[medium].calls) == 1
     assert not stand_ins["ffhq_celeba_64to256_psnr"].calls

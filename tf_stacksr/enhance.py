@@ -39,11 +39,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         " setting (on for the shipped PSNR model)")
     parser.add_argument("--degradation", choices=routing.DEGRADATIONS, default="auto",
                         help="without --model, which shipped models the faces are routed to: auto (default) reads"
-                             " each photo's JPEG compression from its pixels and sends the faces of photos compressed"
-                             f" at quality {routing.COMPRESSED_QUALITY} or below to the models trained for real photos,"
-                             " the others to the clean ones; realistic: always those trained for real photos (blurred,"
-                             " noisy, JPEG'd inputs; the clean model where a face size has none); bicubic: only the"
-                             " clean ones (the paper's benchmark inputs)")
+                             " each photo's JPEG quality from its pixels and sends the faces of compressed photos to"
+                             " the models trained for real photos, each from the quality where it beats the clean one"
+                             " (docs/serving.md), the others to the clean ones; realistic: always those trained for"
+                             " real photos (blurred, noisy, JPEG'd inputs; the clean model where a face size has none);"
+                             " bicubic: only the clean ones (the paper's benchmark inputs)")
     parser.add_argument("--upscale", type=float, help="whole-photo enlargement (default: the model's scale, 4 for"
                                                       " the shipped models)")
     parser.add_argument("--aligned", action="store_true", help="inputs are aligned face crops, not photos")

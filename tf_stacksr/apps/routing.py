@@ -26,14 +26,12 @@ model: -0.01 dB) but is never worse by more than that. `RULES` holds the candida
 
 `Router` is what `tf-stacksr enhance` runs when no --model is given: the routed zoo as one
 object, loading each model on first use. One model per LR size takes part, chosen by what the
-photo looks like (`degradation`, default "auto"): the faces of a photo JPEG-compressed at
-quality COMPRESSED_QUALITY or below (read from its pixels, `jpeg_quality`) go to the models
-trained for real photos (`degradation` "realistic": blurred, noisy, JPEG'd inputs) where a size
-has one, the others to the clean PSNR-trained models (`*_psnr`), which keep more of a clean
-face's texture and identity, except at sizes whose real-photo model is also the better one on
-clean photos (FOR_EVERY_PHOTO). "realistic" and "bicubic" route every photo the one way (the
-latter: the paper's benchmark inputs). Chosen by measurement on shrunk LFW photos
-(docs/photos.md, "Compressed photos").
+photo looks like (`degradation`, default "auto"): a face goes to the model of its size trained
+for real photos (`degradation` "realistic": blurred, noisy, JPEG'd inputs) when its photo was
+JPEG-compressed at that model's quality threshold or below (`up_to_quality`; the quality read
+from the pixels, `jpeg_quality`), else to the clean PSNR-trained model (`*_psnr`), which keeps
+more of a clean face's texture and identity. "realistic" and "bicubic" route every photo the
+one way (the latter: the paper's benchmark inputs).
 """
 
 from __future__ import annotations
@@ -96,10 +94,18 @@ DEFAULT_RULE = "smallest_fit"
 
 MODEL_SETS = ("realistic", "bicubic")  # what the routed models were trained on (`routed_entries`)
 DEGRADATIONS = ("auto", *MODEL_SETS)  # how a Router picks among them; see the module doc
-COMPRESSED_QUALITY = 80  # "auto": photos JPEG'd at this quality or below count as compressed
-# Real-photo models that beat the clean model of their size on clean photos too ("auto" sends
-# them every photo's faces).
-FOR_EVERY_PHOTO = ("celeba_16to64_realistic",)
+# "auto": the JPEG quality at or below which a photo's faces go to each real-photo model instead
+# of the clean model of its size (100: every photo, also those never compressed). Measured on
+# shrunk LFW photos, where the real-photo model starts to beat the clean one on FID and identity
+# as well as PSNR (docs/photos.md, "Compressed photos"); a model not listed gets the default.
+UP_TO_QUALITY = {"celeba_16to64_realistic": 100, "celeba_32to128_realistic": 70, "ffhq_celeba_64to256_realistic": 50}
+DEFAULT_UP_TO_QUALITY = 70
+
+
+def up_to_quality(entry: zoo.Entry) -> int:
+    """The JPEG quality at or below which "auto" routing uses `entry` (trained for real photos)."""
+    return UP_TO_QUALITY.get(entry.name, DEFAULT_UP_TO_QUALITY)
+
 
 def routed_entries(entries: dict[str, zoo.Entry] | None = None, degradation: str = "realistic") -> list[zoo.Entry]:
     """One shipped model per LR size, smallest first: trained for `degradation` (one of MODEL_SETS)
@@ -131,15 +137,13 @@ class Router:
         if degradation not in DEGRADATIONS:
             raise ValueError(f"degradation={degradation!r}: expected one of {', '.join(DEGRADATIONS)}")
         self.degradation = degradation
-        if degradation == "auto":
-            real = routed_entries(entries, "realistic")
-            clean = [next((r for r in real if r.lr_size == e.lr_size and r.name in FOR_EVERY_PHOTO), e)
-                     for e in routed_entries(entries, "bicubic")]
-            self.routes = {False: clean, True: real}  # by: is the photo compressed?
-        else:
-            self.routes = dict.fromkeys((False, True), routed_entries(entries, degradation))
+        clean = {e.lr_size: e for e in routed_entries(entries, "bicubic" if degradation == "auto" else degradation)}
+        real = {e.lr_size: e for e in routed_entries(entries, "realistic")
+                if e.degradation == "realistic"} if degradation == "auto" else {}
+        # Per LR size: (the model for clean photos, the one for compressed photos or None).
+        self.by_lr = {lr: (clean.get(lr, real.get(lr)), real.get(lr)) for lr in sorted({*clean, *real})}
         # Every model this router may run, by LR size.
-        self.entries = sorted({e.name: e for route in self.routes.values() for e in route}.values(),
+        self.entries = sorted({e.name: e for pair in self.by_lr.values() for e in pair if e}.values(),
                               key=lambda e: (e.lr_size, e.name))
         if not self.entries:
             raise FileNotFoundError("no shipped models are installed to route faces among (reinstall tf-stacksr),"
@@ -167,9 +171,11 @@ class Router:
         `quality` (None: not known to be); None: keep it bicubic."""
         if upscale <= 1:
             return None
-        route = self.routes[quality is not None and quality <= COMPRESSED_QUALITY]
-        lr = self.rule(float(native), [e.lr_size for e in route])
-        return next((e for e in route if e.lr_size == lr), None)
+        lr = self.rule(float(native), list(self.by_lr))
+        if lr is None:
+            return None
+        clean, real = self.by_lr[lr]
+        return real if real and (100 if quality is None else quality) <= up_to_quality(real) else clean
 
     def upscaler(self, entry: zoo.Entry):
         if entry.name not in self._loaded:
