@@ -96,10 +96,12 @@ MODEL_SETS = ("realistic", "bicubic")  # what the routed models were trained on 
 DEGRADATIONS = ("auto", *MODEL_SETS)  # how a Router picks among them; see the module doc
 # "auto": the JPEG quality at or below which a photo's faces go to each real-photo model instead
 # of the clean model of its size (100: every photo, also those never compressed). Measured on
-# shrunk LFW photos, where the real-photo model starts to beat the clean one on FID and identity
-# as well as PSNR (docs/photos.md, "Compressed photos"); a model not listed gets the default.
-UP_TO_QUALITY = {"celeba_16to64_realistic": 100, "celeba_32to128_realistic": 70, "ffhq_celeba_64to256_realistic": 50}
-DEFAULT_UP_TO_QUALITY = 70
+# shrunk LFW photos: the highest quality at which the real-photo model beat the clean one on
+# FID and identity as well as PSNR (q70 at 32 px, q50 at 64 px; docs/photos.md, "Compressed
+# photos"), plus 2 for the error of the quality read from the pixels. A model not listed gets
+# the default.
+UP_TO_QUALITY = {"celeba_16to64_realistic": 100, "celeba_32to128_realistic": 72, "ffhq_celeba_64to256_realistic": 52}
+DEFAULT_UP_TO_QUALITY = 72
 
 
 def up_to_quality(entry: zoo.Entry) -> int:
