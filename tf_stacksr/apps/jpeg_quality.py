@@ -47,6 +47,10 @@ def ijg_luma_table(quality: int) -> np.ndarray:
     return np.clip((LUMA_TABLE_Q50 * scale + 50) // 100, 1, 255)
 
 
+# The tables estimate_quality tries, qualities 1-99 in order.
+_TABLES = [ijg_luma_table(quality).astype(np.float32) for quality in range(1, 100)]
+
+
 def luma_dct_blocks(rgb: np.ndarray, max_blocks: int | None = None) -> np.ndarray:
     """RGB uint8 [H, W, 3] -> the DCT coefficients [N, 8, 8] of its luma in JPEG's 8x8 grid.
 
@@ -77,13 +81,12 @@ def table_fit(coefficients: np.ndarray, table: np.ndarray) -> tuple[float, int]:
 
 
 def estimate_quality(rgb: np.ndarray) -> int | None:
-    """The IJG JPEG quality that `rgb` (uint8 [H, W, 3]) was last compressed at; None if none fits.
+    """The IJG JPEG quality (1-99) that `rgb` (uint8 [H, W, 3]) was last compressed at; None if none fits.
 
     Of the qualities whose table the coefficients fit (mean cosine >= MIN_FIT over at least
     MIN_COEFFICIENTS kept coefficients, in the MAX_BLOCKS most textured of SAMPLED_BLOCKS blocks),
-    the one with the best fit. Qualities above ~90 have
-    steps of 1-3 that the decoder's rounding blurs, so such photos mostly read as None: for
-    super-resolution they are clean.
+    the one with the best fit. Quality 100 (every step 1) leaves nothing to tell from rounding,
+    so such photos, like those never compressed, read as None.
     """
     coefficients = luma_dct_blocks(rgb, SAMPLED_BLOCKS)
     if len(coefficients) == 0:
@@ -92,8 +95,8 @@ def estimate_quality(rgb: np.ndarray) -> int | None:
         texture = np.abs(coefficients).sum(axis=(1, 2)) - np.abs(coefficients[:, 0, 0])
         coefficients = coefficients[np.argpartition(texture, -MAX_BLOCKS)[-MAX_BLOCKS:]]
     best, best_fit = None, MIN_FIT
-    for quality in range(1, 100):
-        fit, count = table_fit(coefficients, ijg_luma_table(quality))
+    for quality, table in enumerate(_TABLES, start=1):
+        fit, count = table_fit(coefficients, table)
         if count >= MIN_COEFFICIENTS and fit > best_fit:
             best, best_fit = quality, fit
     return best
