@@ -65,19 +65,17 @@ def markdown(rows: list[dict], command: str) -> str:
 def main(argv) -> None:
     del argv
     args = flags.FLAGS
-    if not args.input or not os.path.isdir(args.input):
-        raise app.UsageError(f"--input={args.input}: expected a folder of photos")
-    paths = files.list_images(args.input)[:args.limit]
-    if not paths:
-        raise app.UsageError(f"--input={args.input}: no images found")
+    try:
+        paths = photo_bench.list_photos(args.input or "", args.limit)
+    except ValueError as err:
+        raise app.UsageError(str(err)) from None
     factors, qualities = [int(f) for f in args.factors], [int(q) for q in args.jpeg]
     rows = measure(paths, factors, qualities)
     command = (f"python -m bench.jpeg_quality --input={args.input} --factors={','.join(args.factors)}"
                f" --jpeg={','.join(args.jpeg)}" + (f" --limit={args.limit}" if args.limit else ""))
     files.write_json(os.path.join(args.output_dir, "results.json"), {"command": command, "rows": rows})
     text = markdown(rows, command)
-    with files.atomic_write(os.path.join(args.output_dir, "results.md")) as tmp, open(tmp, "w") as fh:
-        fh.write(text)
+    files.write_text(os.path.join(args.output_dir, "results.md"), text)
     print(text)
 
 

@@ -105,19 +105,16 @@ def markdown(result: dict, command: str) -> str:
 def main(argv) -> None:
     del argv
     args = flags.FLAGS
-    if not args.input or not os.path.isdir(args.input):
-        raise app.UsageError(f"--input={args.input}: expected a folder of photos")
-    paths = files.list_images(args.input)[:args.limit]
-    if not paths:
-        raise app.UsageError(f"--input={args.input}: no images found")
+    try:
+        paths = photo_bench.list_photos(args.input or "", args.limit)
+    except ValueError as err:
+        raise app.UsageError(str(err)) from None
     result = measure(paths, args.upscale, args.tolerance)
     command = (f"python -m bench.photo_sharpness --input={args.input} --upscale={args.upscale:g}"
                + (f" --limit={args.limit}" if args.limit else ""))
-    os.makedirs(args.output_dir, exist_ok=True)
     files.write_json(os.path.join(args.output_dir, "results.json"), {**result, "command": command})
     text = markdown(result, command)
-    with files.atomic_write(os.path.join(args.output_dir, "results.md")) as tmp, open(tmp, "w") as fh:
-        fh.write(text)
+    files.write_text(os.path.join(args.output_dir, "results.md"), text)
     print(text)
 
 

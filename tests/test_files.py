@@ -102,3 +102,12 @@ def test_atomic_write_removes_what_a_killed_writer_left(tmp_path):
     with files.atomic_write(str(out / "photo.png")) as tmp:
         open(tmp, "wb").write(b"ok")
     assert sorted(os.listdir(out)) == [live, "photo.png"]
+
+
+def test_text_and_json_writers_make_their_folder_and_replace_whole_files(tmp_path):
+    path = tmp_path / "new" / "report.md"
+    files.write_text(str(path), "first, longer text\n")
+    files.write_text(str(path), "second\n")
+    assert path.read_text() == "second\n" and os.listdir(path.parent) == ["report.md"]
+    files.write_json(str(tmp_path / "other" / "r.json"), {"b": 1, "a": [2]})
+    assert (tmp_path / "other" / "r.json").read_text() == '{\n "a": [\n  2\n ],\n "b": 1\n}'

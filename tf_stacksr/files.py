@@ -223,6 +223,12 @@ def write_png(path: str, image: np.ndarray) -> None:
     write_image(path, image, "PNG")
 
 
+def write_text(path: str, text: str) -> None:
+    """`text` to the file at `path`, atomically (its folder made if needed)."""
+    with atomic_write(path) as tmp, open(tmp, "w") as fh:
+        fh.write(text)
+
+
 def write_json(path: str, value: Any, sort_keys: bool = True) -> None:
     """`value` as JSON at `path`, atomically (its folder made if needed); `sort_keys=False` keeps
     the dicts' own order (and allows keys of mixed types, e.g. factors beside names)."""

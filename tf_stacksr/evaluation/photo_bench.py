@@ -188,6 +188,14 @@ def jpeg(photo: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(buffer).convert("RGB"))
 
 
+def list_photos(folder: str, limit: int | None = None) -> list[str]:
+    """The photos of `folder` (searched recursively), the first `limit` of them; ValueError if none."""
+    paths = files.list_images(folder) if os.path.isdir(folder) else []
+    if not paths:
+        raise ValueError(f"--input={folder}: no images found (a folder of photos, searched recursively)")
+    return paths[:limit] if limit else paths
+
+
 def read_photo(path: str) -> np.ndarray:
     """RGB uint8, upright (EXIF orientation applied)."""
     with Image.open(path) as im:
@@ -316,10 +324,7 @@ def run(opts: PhotoBenchOptions, factories: Mapping[str, Callable[[int], photo_m
     `factories` adds or replaces methods: name -> (factor -> method), as `photo_methods.REGISTRY`.
     """
     start = time.time()
-    paths = files.list_images(opts.input) if os.path.isdir(opts.input) else []
-    if not paths:
-        raise ValueError(f"--input={opts.input}: no images found (a folder of photos, searched recursively)")
-    paths = paths[:opts.limit] if opts.limit else paths
+    paths = list_photos(opts.input, opts.limit)
     names, notes = _open_methods(opts, factories)
     factors, qualities = [int(f) for f in opts.factors], [int(q) for q in opts.jpeg]
     settings = [(f, q) for f in factors for q in qualities]

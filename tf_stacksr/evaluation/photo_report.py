@@ -96,8 +96,7 @@ def markdown(report: dict) -> str:
 
 def write_reports(report: dict, output_dir: str) -> None:
     files.write_json(os.path.join(output_dir, JSON_FILE), eval_report._json_safe(report))
-    with files.atomic_write(os.path.join(output_dir, MARKDOWN_FILE)) as tmp, open(tmp, "w") as fh:
-        fh.write(markdown(report))
+    files.write_text(os.path.join(output_dir, MARKDOWN_FILE), markdown(report))
 
 
 def _fit(image: np.ndarray, height: int, width: int, interpolation: int) -> np.ndarray:
