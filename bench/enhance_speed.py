@@ -16,6 +16,7 @@ library itself holds no timing code); a function's time excludes that of the wra
 it calls, so the stages add up to the total:
 - decode: `photo_files.read_photo` (read the file, EXIF, decode);
 - detection: `enhance_lib.detect_faces` (YuNet over its pyramid), minus the landmarks;
+- JPEG quality read: `jpeg_quality.estimate_quality` (which models the photo's faces go to);
 - alignment: `FaceAligner.dlib_landmarks` (dlib's 5 points in YuNet's box), `enhance_lib.lr_crop`
   and `align.align_face` (the warps to each model's LR face);
 - SR: `enhance_lib.super_resolve` (the model calls, in batches of up to 16 faces);
@@ -43,13 +44,14 @@ from PIL import Image
 from bench.device import cpu_name
 from bench.measure import lr_faces
 from tf_stacksr import files
-from tf_stacksr.apps import enhance_lib, photo_files, routing
+from tf_stacksr.apps import enhance_lib, jpeg_quality, photo_files, routing
 from tf_stacksr.data import align
 from tf_stacksr.evaluation import photo_bench
 
 STAGES = {  # stage -> the (owner, attribute) functions that do it
     "decode": [(photo_files, "read_photo")],
     "detection": [(enhance_lib, "detect_faces")],
+    "JPEG quality read": [(jpeg_quality, "estimate_quality")],
     "alignment": [(align.FaceAligner, "dlib_landmarks"), (enhance_lib, "lr_crop"), (align, "align_face")],
     "SR": [(enhance_lib, "super_resolve")],
     "paste-back": [(enhance_lib, "paste_face"), (enhance_lib, "feather_mask"), (enhance_lib, "paste_matrix")],
