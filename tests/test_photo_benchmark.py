@@ -120,6 +120,15 @@ def test_jpeg_zero_is_no_jpeg_and_low_quality_changes_pixels():
     assert compressed.shape == photo.shape and np.abs(compressed.astype(int) - photo).mean() > 1
 
 
+def test_paired_difference_is_the_mean_and_standard_error_of_face_by_face_deltas():
+    a, b = [30.0, 31.0, 33.0, float("inf")], [29.0, 31.5, 31.0, 35.0]  # the last face: a returned the original
+    d = photo_bench.paired_difference(a, b)
+    deltas = np.array([1.0, -0.5, 2.0])
+    assert d["n"] == 3 and d["mean"] == pytest.approx(deltas.mean())
+    assert d["se"] == pytest.approx(np.sqrt(((deltas - deltas.mean()) ** 2).sum() / 2 / 3))  # sample std / sqrt(n)
+    assert photo_bench.paired_difference([1.0], [0.0]) is None and photo_bench.paired_difference([1.0, 2.0], [0.0]) is None
+
+
 def test_enlarged_box_grows_and_stays_inside():
     assert photo_bench.enlarged_box((10, 20, 60, 70), 0.2, (100, 100, 3)) == (0, 10, 71, 81)
     assert photo_bench.enlarged_box((80, 80, 99, 99), 0.2, (100, 100, 3)) == (76, 76, 100, 100)
@@ -209,6 +218,7 @@ def test_the_benchmark_writes_its_three_files(fixture_run):
     assert [r["method"] for r in saved["settings"][0]["rows"]] == ["bicubic", "enhance", "original", "grey"]
     text = (out / photo_report.MARKDOWN_FILE).read_text()
     assert "### x4, no JPEG" in text and "| original | ∞ | 1.0000 |" in text and "evaluate photos (test)" in text
+    assert "grey − bicubic, face by face (mean ± 2 standard errors): face PSNR-Y -" in text
     figure = cv2.imread(str(out / photo_report.FIGURE_FILE))
     assert figure.shape[0] > 2 * 240 and figure.shape[1] > 6 * 240  # 2 photos; input, 4 methods, original
 
@@ -223,3 +233,7 @@ def test_the_benchmark_ranks_known_answers(fixture_run):
     assert rows["grey"]["fid"] > rows["bicubic"]["fid"] > rows["original"]["fid"]
     assert rows["enhance"]["recall"] is not None and 0.0 <= rows["enhance"]["recall"] <= 1.0
     assert rows["bicubic"]["recall"] is None and rows["enhance"]["n_faces"] == report["counts"]["faces"]
+    assert "difference" not in rows["bicubic"] and rows["grey"]["difference"]["from"] == "bicubic"
+    assert rows["grey"]["difference"]["sface_cosine"]["mean"] == pytest.approx(
+        rows["grey"]["sface_cosine"] - rows["bicubic"]["sface_cosine"])  # paired means differ as the means do
+    assert rows["original"]["difference"]["psnr_y"] is None  # every PSNR infinite: nothing to pair

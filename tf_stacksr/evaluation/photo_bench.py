@@ -286,6 +286,32 @@ class _MethodScores:
         }
 
 
+# Per-face scores each method is compared on, face by face, with the first method of a run.
+PAIRED = ("psnr_y", "sface_cosine", "dlib_distance")
+
+
+def paired_difference(values: Sequence[float], baseline: Sequence[float]) -> dict | None:
+    """Mean and standard error of `values - baseline`, face by face, over the faces where both are
+    finite (a PSNR is infinite where a method returns the original); None below 2 such faces."""
+    if len(values) != len(baseline):
+        return None
+    d = np.asarray(values, np.float64) - np.asarray(baseline, np.float64)
+    d = d[np.isfinite(d)]
+    if len(d) < 2:
+        return None
+    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))), "n": int(len(d))}
+
+
+def setting_rows(scores: Sequence[_MethodScores], reference_fid: fid.FidStats | None) -> list[dict]:
+    """Each method's summary; after the first, each with its paired differences from the first."""
+    rows = [s.summary(reference_fid) for s in scores]
+    first = scores[0]
+    for score, row in zip(scores[1:], rows[1:]):
+        row["difference"] = {"from": first.name,
+                             **{k: paired_difference(score.values[k], first.values[k]) for k in PAIRED}}
+    return rows
+
+
 def _as_output(name: str, result, shape: tuple[int, ...]) -> tuple[np.ndarray, list | None]:
     if isinstance(result, photo_methods.Upscaled):
         out, found = result.image, result.face_points
@@ -383,7 +409,7 @@ def run(opts: PhotoBenchOptions, factories: Mapping[str, Callable[[int], photo_m
         "identity": opts.identity,
         "box_margin": opts.box_margin,
         "fid_crop": FID_CROP,
-        "settings": [{"factor": f, "jpeg": q, "rows": [s.summary(ref_stats) for s in scores[(f, q)]]} for f, q in settings],
+        "settings": [{"factor": f, "jpeg": q, "rows": setting_rows(scores[(f, q)], ref_stats)} for f, q in settings],
         "figure": {"factor": figure_setting[0], "jpeg": figure_setting[1], "photos": [r[0] for r in figure_rows]},
         "command": opts.command,
         "wall_time_s": round(time.time() - start, 1),

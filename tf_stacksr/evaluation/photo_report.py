@@ -55,7 +55,24 @@ def table(setting: dict, report: dict) -> list[str]:
              "|---|" + "---:|" * len(columns)]
     for row in setting["rows"]:
         lines.append(f"| {row['method']} | " + " | ".join(_cell(row.get(k), f) for k, _, f in columns) + " |")
-    return lines + [""]
+    lines.append("")
+    for row in setting["rows"]:
+        if row.get("difference"):
+            lines += [_difference_line(row), ""]
+    return lines
+
+
+# (name, unit, decimals) of each score `photo_bench.PAIRED` compares face by face.
+_DIFFERENCES = {"psnr_y": ("face PSNR-Y", " dB", 2), "sface_cosine": ("SFace cosine", "", 3),
+                "dlib_distance": ("dlib distance", "", 3)}
+
+
+def _difference_line(row: dict) -> str:
+    """"method − first method, face by face (mean ± 2 standard errors): ..." over the paired scores."""
+    parts = [f"{name} {d['mean']:+.{k}f} ± {2 * d['se']:.{k}f}{unit}" for key, (name, unit, k) in _DIFFERENCES.items()
+             if (d := row["difference"].get(key)) is not None]
+    return (f"{row['method']} − {row['difference']['from']}, face by face (mean ± 2 standard errors): "
+            + (", ".join(parts) if parts else "—") + ".")
 
 
 def markdown(report: dict) -> str:
