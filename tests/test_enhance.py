@@ -233,10 +233,11 @@ def test_cli_with_a_trained_model_dir(tiny_run, tmp_path, capsys):
     (src / "notes.jpg").write_bytes(b"not a photo")
     capsys.readouterr()
     assert enhance.main(["-i", str(src / "notes.jpg"), "-o", str(out / "bad"), "--model", model_dir, "--quiet"]) == 1
-    assert "1 files: 0 written, 0 faces (0 photos without faces), 0 already done, 1 skipped (not_an_image: 1)" in \
+    assert "1 files: 0 written, 0 faces, 0 photos without faces, 0 already done, 1 skipped (not_an_image: 1)" in \
         capsys.readouterr().out
     assert enhance.main(["-i", str(src), "-o", str(out / "all"), "--model", model_dir, "--quiet", "--aligned"]) == 0
-    assert "3 files: 1 written, 1 faces (0 photos without faces), 0 already done, 2 skipped" in capsys.readouterr().out
+    assert "3 files: 1 written, 1 faces (run: 1), 0 photos without faces, 0 already done, 2 skipped" in \
+        capsys.readouterr().out
 
 
 def test_cli_without_model_says_what_to_do(tmp_path, monkeypatch, capsys):

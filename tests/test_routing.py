@@ -175,6 +175,6 @@ def test_cli_routes_with_the_shipped_models(tmp_path, capsys):
     photo = rgb(BILL, 27 / 121)  # the face's aligned crop is ~27 px across: the 32 -> 128 model
     Image.fromarray(photo).save(tmp_path / "small.png")
     assert enhance.main(["-i", str(tmp_path / "small.png"), "-o", str(tmp_path / "out"), "--save-faces", "--quiet"]) == 0
-    assert "1 faces" in capsys.readouterr().out
+    assert "1 faces (celeba_32to128_psnr: 1)" in capsys.readouterr().out  # a clean photo: the clean model
     with Image.open(tmp_path / "out" / "small.png.face0.png") as face, Image.open(tmp_path / "out" / "small.png") as out:
         assert face.size == (128, 128) and out.size == (photo.shape[1] * 4, photo.shape[0] * 4)

@@ -80,13 +80,15 @@ class Summary:
     existing: int = 0
     skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     skipped_files: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    models: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # faces by model (or bicubic)
 
     def line(self) -> str:
         skipped = sum(self.skipped.values())
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items()))
-        return (f"{self.files} files: {self.written} written, {self.faces} faces"
-                f" ({self.without_faces} photos without faces), {self.existing} already done,"
-                f" {skipped} skipped" + (f" ({reasons})" if reasons else ""))
+        by_model = ", ".join(f"{k}: {v}" for k, v in sorted(self.models.items()))
+        return (f"{self.files} files: {self.written} written, {self.faces} faces" + (f" ({by_model})" if by_model else "")
+                + f", {self.without_faces} photos without faces, {self.existing} already done, {skipped} skipped"
+                + (f" ({reasons})" if reasons else ""))
 
 
 def read_photo(path: str, options: EnhanceOptions) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
@@ -291,6 +293,7 @@ def enhance_files(input_path: str, out_dir: str, upscaler, options: EnhanceOptio
             continue
         summary.written += 1
         summary.faces += len(result.faces)
+        summary.models.update(result.models)
         summary.without_faces += not result.faces
         notes = conversions + result.notes
         if notes:
