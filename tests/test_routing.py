@@ -47,8 +47,8 @@ def rgb(path, factor=1.0):
 
 # What "auto" routing sends a face of each LR size to: the clean model, or the real-photo model
 # where the photo was JPEG'd at that model's quality threshold or below (None: never).
-CLEAN = {16: "celeba_16to64_psnr", 32: "celeba_32to128_psnr", 64: "ffhq_celeba_64to256_psnr"}
-REAL = {16: ("celeba_16to64_realistic", 100), 32: ("celeba_32to128_realistic", 72),
+CLEAN = {16: "celeba_16to64_gan", 32: "celeba_32to128_psnr", 64: "ffhq_celeba_64to256_psnr"}
+REAL = {16: ("celeba_16to64_realistic", 82), 32: ("celeba_32to128_realistic", 72),
         64: ("ffhq_celeba_64to256_realistic", 52)}
 
 
@@ -63,7 +63,7 @@ def expected_model(lr_size, quality):
 ])
 def test_each_face_goes_to_the_smallest_model_that_holds_it(native, lr_size):
     router = routing.Router(load=lambda name: None)
-    for quality in (None, 95, 73, 72, 53, 52, 30):
+    for quality in (None, 95, 83, 82, 73, 72, 53, 52, 30):
         entry = router.choose(native, 4.0, quality)
         assert (entry.name if entry else None) == (expected_model(lr_size, quality) if lr_size else None), quality
         if entry is not None:

@@ -29,9 +29,10 @@ object, loading each model on first use. One model per LR size takes part, chose
 photo looks like (`degradation`, default "auto"): a face goes to the model of its size trained
 for real photos (`degradation` "realistic": blurred, noisy, JPEG'd inputs) when its photo was
 JPEG-compressed at that model's quality threshold or below (`up_to_quality`; the quality read
-from the pixels, `jpeg_quality`), else to the clean PSNR-trained model (`*_psnr`), which keeps
-more of a clean face's texture and identity. "realistic" and "bicubic" route every photo the
-one way (the latter: the paper's benchmark inputs).
+from the pixels, `jpeg_quality`), else to the clean-trained model (`*_psnr`, or one of
+FOR_CLEAN_PHOTOS), which keeps more of a clean face's texture and identity. "realistic" and
+"bicubic" route every photo the one way (the latter among the PSNR models: the paper's benchmark
+inputs).
 """
 
 from __future__ import annotations
@@ -97,11 +98,15 @@ DEGRADATIONS = ("auto", *MODEL_SETS)  # how a Router picks among them; see the m
 # "auto": the JPEG quality at or below which a photo's faces go to each real-photo model instead
 # of the clean model of its size (100: every photo, also those never compressed). Measured on
 # shrunk LFW photos: the highest quality at which the real-photo model beat the clean one on
-# FID and identity as well as PSNR (q70 at 32 px, q50 at 64 px; docs/photos.md, "Compressed
+# FID and identity (q80 at 16 px, q70 at 32 px, q50 at 64 px; docs/photos.md, "Compressed
 # photos"), plus 2 for the error of the quality read from the pixels. A model not listed gets
 # the default.
-UP_TO_QUALITY = {"celeba_16to64_realistic": 100, "celeba_32to128_realistic": 72, "ffhq_celeba_64to256_realistic": 52}
+UP_TO_QUALITY = {"celeba_16to64_realistic": 82, "celeba_32to128_realistic": 72, "ffhq_celeba_64to256_realistic": 52}
 DEFAULT_UP_TO_QUALITY = 72
+# "auto": the models that take the faces of clean photos instead of the PSNR model of their size.
+# The 16 px GAN: on clean shrunk LFW photos its faces are closer to the originals in FID and
+# identity than the PSNR and real-photo models' (docs/photos.md), still above bicubic in PSNR.
+FOR_CLEAN_PHOTOS = ("celeba_16to64_gan",)
 
 
 def up_to_quality(entry: zoo.Entry) -> int:
@@ -140,8 +145,11 @@ class Router:
             raise ValueError(f"degradation={degradation!r}: expected one of {', '.join(DEGRADATIONS)}")
         self.degradation = degradation
         clean = {e.lr_size: e for e in routed_entries(entries, "bicubic" if degradation == "auto" else degradation)}
-        real = {e.lr_size: e for e in routed_entries(entries, "realistic")
-                if e.degradation == "realistic"} if degradation == "auto" else {}
+        real = {}
+        if degradation == "auto":
+            real = {e.lr_size: e for e in routed_entries(entries, "realistic") if e.degradation == "realistic"}
+            everything = zoo.entries() if entries is None else entries
+            clean.update({e.lr_size: e for name, e in everything.items() if name in FOR_CLEAN_PHOTOS})
         # Per LR size: (the model for clean photos, the one for compressed photos or None).
         self.by_lr = {lr: (clean.get(lr, real.get(lr)), real.get(lr)) for lr in sorted({*clean, *real})}
         # Every model this router may run, by LR size.
