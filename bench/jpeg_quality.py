@@ -12,15 +12,12 @@ Writes results.md and results.json.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
-from tf_stacksr import files
 from tf_stacksr.apps import jpeg_quality
-from tf_stacksr.evaluation import photo_bench
+from tf_stacksr.evaluation import photo_bench, photo_report
 
 flags.DEFINE_string("input", None, "Folder of photos (searched recursively).")
 flags.DEFINE_list("factors", ["2", "4", "8"], "Shrink factors.")
@@ -73,9 +70,8 @@ def main(argv) -> None:
     rows = measure(paths, factors, qualities)
     command = (f"python -m bench.jpeg_quality --input={args.input} --factors={','.join(args.factors)}"
                f" --jpeg={','.join(args.jpeg)}" + (f" --limit={args.limit}" if args.limit else ""))
-    files.write_json(os.path.join(args.output_dir, "results.json"), {"command": command, "rows": rows})
     text = markdown(rows, command)
-    files.write_text(os.path.join(args.output_dir, "results.md"), text)
+    photo_report.write_files(args.output_dir, {"command": command, "rows": rows}, text)
     print(text)
 
 

@@ -24,9 +24,8 @@ import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
-from tf_stacksr import files
 from tf_stacksr.data import align
-from tf_stacksr.evaluation import photo_bench, photo_methods
+from tf_stacksr.evaluation import photo_bench, photo_methods, photo_report
 from tf_stacksr.metrics import image as image_metrics
 
 flags.DEFINE_string("input", None, "Folder of photos (searched recursively).")
@@ -112,9 +111,8 @@ def main(argv) -> None:
     result = measure(paths, args.upscale, args.tolerance)
     command = (f"python -m bench.photo_sharpness --input={args.input} --upscale={args.upscale:g}"
                + (f" --limit={args.limit}" if args.limit else ""))
-    files.write_json(os.path.join(args.output_dir, "results.json"), {**result, "command": command})
     text = markdown(result, command)
-    files.write_text(os.path.join(args.output_dir, "results.md"), text)
+    photo_report.write_files(args.output_dir, {**result, "command": command}, text)
     print(text)
 
 

@@ -8,14 +8,15 @@ into fewer pixels than it has and throw detail away before the model starts. The
 
 - the smallest shipped model whose LR input is at least n: n <= 16 -> a 16 -> 64 model,
   16 < n <= 32 -> a 32 -> 128 one, 32 < n <= 64 -> a 64 -> 256 one (which of a size: `Router`
-  below); the face is cut out at that LR size straight from the photo (one cubic warp, enlarging it: nothing lost);
+  below); the face is cut out at that LR size straight from the photo (one cubic warp,
+  enlarging it: nothing lost);
 - n > 64 (larger than any model's input), or a photo not enlarged (upscale <= 1): no model can
   add detail, so the face stays as the bicubic upscaled photo has it (nothing is pasted).
 
 Chosen by measurement with the clean-trained models (bench/routing_rules.py): the 200 lfw_dev
 photos (central 240 px, one main face each) shrunk by F = 1.5, 2, 2.5, 3, 4, 5, 6, 8 and enhanced
-back by F; PSNR-Y of the main face's box against the original photo (dB; table in docs/serving.md, "Which model gets a
-face"). Over all 1,599 faces `smallest_fit` scores 34.43, `nearest` 34.35, bicubic above 48 px
+back by F; PSNR-Y of the main face's box against the original photo (dB; table in
+docs/serving.md, "Which model gets a face"). Over all 1,599 faces `smallest_fit` scores 34.43, `nearest` 34.35, bicubic above 48 px
 34.39, always the largest model 34.23, bicubic 34.19, and one 16 px model for every face (what
 enhance did before) 29.52. `smallest_fit` is best or tied at every F but 6 (and 8, by 0.01 dB),
 where faces of 16-20 px gain 0.3 dB from being squeezed into the 16 px model (`nearest`);
@@ -144,12 +145,12 @@ class Router:
         if degradation not in DEGRADATIONS:
             raise ValueError(f"degradation={degradation!r}: expected one of {', '.join(DEGRADATIONS)}")
         self.degradation = degradation
+        entries = zoo.entries() if entries is None else entries
         clean = {e.lr_size: e for e in routed_entries(entries, "bicubic" if degradation == "auto" else degradation)}
         real = {}
         if degradation == "auto":
             real = {e.lr_size: e for e in routed_entries(entries, "realistic") if e.degradation == "realistic"}
-            everything = zoo.entries() if entries is None else entries
-            clean.update({e.lr_size: e for name, e in everything.items() if name in FOR_CLEAN_PHOTOS})
+            clean.update({e.lr_size: e for name, e in entries.items() if name in FOR_CLEAN_PHOTOS})
         # Per LR size: (the model for clean photos, the one for compressed photos or None).
         self.by_lr = {lr: (clean.get(lr, real.get(lr)), real.get(lr)) for lr in sorted({*clean, *real})}
         # Every model this router may run, by LR size.

@@ -111,9 +111,14 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_files(output_dir: str, data: dict, text: str) -> None:
+    """`data` as results.json and `text` as results.md in `output_dir` (atomically, folder made)."""
+    files.write_json(os.path.join(output_dir, JSON_FILE), data)
+    files.write_text(os.path.join(output_dir, MARKDOWN_FILE), text)
+
+
 def write_reports(report: dict, output_dir: str) -> None:
-    files.write_json(os.path.join(output_dir, JSON_FILE), eval_report._json_safe(report))
-    files.write_text(os.path.join(output_dir, MARKDOWN_FILE), markdown(report))
+    write_files(output_dir, eval_report._json_safe(report), markdown(report))
 
 
 def _fit(image: np.ndarray, height: int, width: int, interpolation: int) -> np.ndarray:
