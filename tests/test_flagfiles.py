@@ -37,7 +37,7 @@ _ARCH_16TO64 = dict(data_dir="data/celeba128", hr_size=64, scale=4, res_blocks=4
                     jit_compile=False, identity_face_scale=0.7, flip_ensemble=False)
 
 # The values the shipped 16->64 weights were trained with (tf_stacksr/weights/*/config.json of the
-# packed models, git history of configs/ and docs/results.md, "Commands and wall times").
+# packed models, and the git history of configs/ and docs/experiments/).
 SHIPPED_16TO64 = {
     # The L1 model that the PSNR model's phase 2 starts from (one 7.5k-step schedule).
     "celeba_16to64_psnr": dict(

@@ -14,7 +14,7 @@ image's left, 4 base of the nose.
 Photos may also be searched with YuNet (`data.detect`), whose 5 points (layout "yunet5") are
 other points of the face: eye centres, nose tip, mouth corners. Their template is the mean
 position of YuNet's points in dlib-aligned crops (`_YUNET_UNIT_TEMPLATE`), so a face aligned
-from either detector's landmarks lands on the same crop (agreement: docs/results.md).
+from either detector's landmarks lands on the same crop (agreement: docs/photos.md).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ run by OpenCV's `cv2.FaceDetectorYN`. By default each face it finds then gets dl
 the shape predictor runs in the box dlib's own detector would have drawn (`align.dlib_box`), so
 the crop matches the training alignment as closely as dlib's own detections do (0.5 px mean eye
 offset at 128 px on lfw_dev, against 2.8 px from YuNet's points on their derived template;
-bench/yunet_alignment.py, docs/results.md).
+bench/yunet_alignment.py, docs/photos.md).
 
 Sizes. One YuNet pass finds faces whose box is about 20 to 600 px; smaller and larger faces are
 found by a detection pyramid: level k runs on the photo resized by
