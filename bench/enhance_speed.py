@@ -4,7 +4,7 @@
                                        [--flip_ensemble=true|false] [--json=runs/bench/enhance_speed.json]
 
 The photos of --input (LFW: 250 x 250, faces ~100 px) are shrunk by each factor F as the
-whole-photo benchmark shrinks them (`photo_bench.reference_photo` and `shrink`: PIL's
+whole-photo benchmark shrinks them (`photo_inputs.reference_photo` and `shrink`: PIL's
 antialiased bicubic), written as JPEG (quality 95) to a temporary folder, and enhanced back
 with --upscale F through the library path of the command (`photo_files.enhance_files`: the
 default routed models, YuNet detection, default options), outputs JPEG as the inputs are.
@@ -46,7 +46,7 @@ from bench.measure import lr_faces
 from tf_stacksr import files
 from tf_stacksr.apps import enhance_lib, jpeg_quality, photo_files, routing
 from tf_stacksr.data import align
-from tf_stacksr.evaluation import photo_bench
+from tf_stacksr.evaluation import photo_inputs
 
 STAGES = {  # stage -> the (owner, attribute) functions that do it
     "decode": [(photo_files, "read_photo")],
@@ -105,7 +105,7 @@ class StageClock:
 def shrunk_inputs(paths: list[str], root: str, factor: int, folder: str) -> None:
     """Each photo shrunk by `factor` (as the whole-photo benchmark does), as JPEG q95 under `folder`."""
     for path in paths:
-        small = photo_bench.shrink(photo_bench.reference_photo(photo_bench.read_photo(path), [factor]), factor)
+        small = photo_inputs.shrink(photo_inputs.reference_photo(photo_inputs.read_photo(path), [factor]), factor)
         target = os.path.join(folder, os.path.splitext(os.path.relpath(path, root))[0] + ".jpg")
         os.makedirs(os.path.dirname(target), exist_ok=True)
         Image.fromarray(small).save(target, quality=95)
@@ -122,7 +122,7 @@ def load_seconds(router: routing.Router, photo_path: str) -> tuple[dict, float, 
         loads[entry.name] = (t1 - t0, time.perf_counter() - t1)
     t0 = time.perf_counter()
     aligner = enhance_lib.make_aligner(enhance_lib.EnhanceOptions().detector)
-    photo = photo_bench.read_photo(photo_path)
+    photo = photo_inputs.read_photo(photo_path)
     aligner.detect(photo)  # YuNet's network and dlib's shape predictor load on first use
     return loads, time.perf_counter() - t0, aligner
 

@@ -3,7 +3,7 @@
     python -m bench.jpeg_quality --input=../shared/data/lfw_dev --factors=2,4,8 --jpeg=0,95,90,80,70,50,30
 
 Every photo is shrunk by each factor F as the whole-photo benchmark shrinks it
-(`photo_bench.shrink`: PIL's antialiased bicubic, which leaves no JPEG grid behind), then
+(`photo_inputs.shrink`: PIL's antialiased bicubic, which leaves no JPEG grid behind), then
 JPEG-compressed at each quality q (0 = not compressed; Pillow, 4:2:0 chroma) and read back by
 `jpeg_quality.estimate_quality`. Per (F, q): how many photos read as compressed, and the median
 and worst error of the estimated quality (what `enhance` routes compressed photos by).
@@ -17,7 +17,7 @@ from absl import app, flags
 from tqdm import tqdm
 
 from tf_stacksr.apps import jpeg_quality
-from tf_stacksr.evaluation import photo_bench, photo_report
+from tf_stacksr.evaluation import photo_inputs, photo_report
 
 flags.DEFINE_string("input", None, "Folder of photos (searched recursively).")
 flags.DEFINE_list("factors", ["2", "4", "8"], "Shrink factors.")
@@ -29,11 +29,11 @@ flags.DEFINE_string("output_dir", "jpeg_quality", "Where results.md and results.
 def measure(paths, factors: list[int], qualities: list[int]) -> list[dict]:
     estimates = {(f, q): [] for f in factors for q in qualities}
     for path in tqdm(paths, desc="photos", unit="photo"):
-        reference = photo_bench.reference_photo(photo_bench.read_photo(path), factors)
+        reference = photo_inputs.reference_photo(photo_inputs.read_photo(path), factors)
         for f in factors:
-            small = photo_bench.shrink(reference, f)
+            small = photo_inputs.shrink(reference, f)
             for q in qualities:
-                estimates[f, q].append(jpeg_quality.estimate_quality(photo_bench.jpeg(small, q)))
+                estimates[f, q].append(jpeg_quality.estimate_quality(photo_inputs.jpeg(small, q)))
     rows = []
     for (f, q), found in estimates.items():
         read = [e for e in found if e is not None]
@@ -63,7 +63,7 @@ def main(argv) -> None:
     del argv
     args = flags.FLAGS
     try:
-        paths = photo_bench.list_photos(args.input or "", args.limit)
+        paths = photo_inputs.list_photos(args.input or "", args.limit)
     except ValueError as err:
         raise app.UsageError(str(err)) from None
     factors, qualities = [int(f) for f in args.factors], [int(q) for q in args.jpeg]

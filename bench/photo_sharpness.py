@@ -25,7 +25,7 @@ from absl import app, flags
 from tqdm import tqdm
 
 from tf_stacksr.data import align
-from tf_stacksr.evaluation import photo_bench, photo_methods, photo_report
+from tf_stacksr.evaluation import photo_bench, photo_inputs, photo_methods, photo_report
 from tf_stacksr.metrics import image as image_metrics
 
 flags.DEFINE_string("input", None, "Folder of photos (searched recursively).")
@@ -54,7 +54,7 @@ def measure(paths, upscale: float, tolerance: float) -> dict:
     faces_out, skipped = [], 0
     for path in tqdm(paths, desc="photos", unit="photo"):
         try:
-            photo = photo_bench.read_photo(path)
+            photo = photo_inputs.read_photo(path)
         except OSError:
             skipped += 1
             continue
@@ -105,7 +105,7 @@ def main(argv) -> None:
     del argv
     args = flags.FLAGS
     try:
-        paths = photo_bench.list_photos(args.input or "", args.limit)
+        paths = photo_inputs.list_photos(args.input or "", args.limit)
     except ValueError as err:
         raise app.UsageError(str(err)) from None
     result = measure(paths, args.upscale, args.tolerance)

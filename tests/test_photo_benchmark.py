@@ -12,7 +12,7 @@ import pytest
 from absl import app, flags
 from conftest import FIXTURES
 
-from tf_stacksr.evaluation import photo_bench, photo_methods, photo_report
+from tf_stacksr.evaluation import photo_bench, photo_inputs, photo_methods, photo_report
 from tf_stacksr.metrics import sface
 
 LFW = FIXTURES / "lfw"
@@ -26,14 +26,14 @@ def judges():
 
 
 def reference(path, factors=(4,)):
-    return photo_bench.reference_photo(photo_bench.read_photo(str(path)), factors)
+    return photo_inputs.reference_photo(photo_inputs.read_photo(str(path)), factors)
 
 
 def original_back(references):
     """A method factory whose method returns the original of whichever small input it gets."""
 
     def factory(factor):
-        by_input = {photo_bench.shrink(r, factor).tobytes(): r for r in references}
+        by_input = {photo_inputs.shrink(r, factor).tobytes(): r for r in references}
         return lambda small: by_input[small.tobytes()].copy()
 
     return factory
@@ -84,7 +84,7 @@ def score(method, path, judges, factor=4):
     refs = judges.reference(ref, 0.2)
     assert refs, f"no face found in {path}"
     scores = photo_bench._MethodScores("m", zero_features)
-    out, found = photo_bench._as_output("m", method(photo_bench.shrink(ref, factor)), ref.shape)
+    out, found = photo_bench._as_output("m", method(photo_inputs.shrink(ref, factor)), ref.shape)
     scores.add_photo(out, ref, refs, judges, 0.0, found)
     return scores.summary(None)
 
@@ -107,16 +107,16 @@ def test_a_flat_grey_photo_scores_low_and_bicubic_in_between(judges):
 # ---- pieces --------------------------------------------------------------------------------
 def test_reference_is_cropped_to_every_factor_and_shrinks_exactly():
     photo = np.zeros((250, 203, 3), np.uint8)
-    ref = photo_bench.reference_photo(photo, (2, 4, 8))
+    ref = photo_inputs.reference_photo(photo, (2, 4, 8))
     assert ref.shape == (248, 200, 3)
-    assert photo_bench.shrink(ref, 8).shape == (31, 25, 3)
-    assert photo_bench.reference_photo(photo, (3,)).shape == (249, 201, 3)
+    assert photo_inputs.shrink(ref, 8).shape == (31, 25, 3)
+    assert photo_inputs.reference_photo(photo, (3,)).shape == (249, 201, 3)
 
 
 def test_jpeg_zero_is_no_jpeg_and_low_quality_changes_pixels():
     photo = reference(BILL_1)
-    assert photo_bench.jpeg(photo, 0) is photo
-    compressed = photo_bench.jpeg(photo, 10)
+    assert photo_inputs.jpeg(photo, 0) is photo
+    compressed = photo_inputs.jpeg(photo, 10)
     assert compressed.shape == photo.shape and np.abs(compressed.astype(int) - photo).mean() > 1
 
 
@@ -168,7 +168,7 @@ def test_bad_options_are_refused():
 def test_the_enhance_adapter_returns_the_photo_and_the_faces_it_found():
     from test_enhance import BicubicUpscaler
 
-    photo = photo_bench.shrink(reference(BILL_1, (2,)), 2)
+    photo = photo_inputs.shrink(reference(BILL_1, (2,)), 2)
     out = photo_methods.run_enhance(photo, 2, BicubicUpscaler(16, 64))
     assert isinstance(out, photo_methods.Upscaled) and out.image.shape == (250, 250, 3)
     assert out.image.dtype == np.uint8 and len(out.face_points) == 1 and out.face_points[0].shape == (5, 2)

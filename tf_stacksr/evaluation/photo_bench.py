@@ -23,7 +23,6 @@ Reports (`photo_report`): results.json, results.md (one table per (F, q)), compa
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import os
 import time
@@ -32,12 +31,11 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from absl import logging
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
-from tf_stacksr import files
 from tf_stacksr.data import align
-from tf_stacksr.evaluation import photo_methods, photo_report
+from tf_stacksr.evaluation import photo_inputs, photo_methods, photo_report
 from tf_stacksr.metrics import fid, image, sface
 
 FID_CROP = 128  # aligned face crop side for FID and dlib's descriptor (face ~0.7 of it, ~90 px)
@@ -162,44 +160,6 @@ class _Judges:
     @staticmethod
     def crop(photo: np.ndarray, face: align.Face) -> np.ndarray:
         return align.align_face(photo, face.landmarks, FID_CROP)[0]
-
-
-# ---- degradation ----------------------------------------------------------------------------
-def reference_photo(photo: np.ndarray, factors: Sequence[int]) -> np.ndarray:
-    """`photo` cropped at the bottom and right to a multiple of every factor."""
-    m = math.lcm(*map(int, factors))
-    h, w = (photo.shape[0] // m) * m, (photo.shape[1] // m) * m
-    return np.ascontiguousarray(photo[:h, :w, :3])
-
-
-def shrink(photo: np.ndarray, factor: int) -> np.ndarray:
-    """Antialiased bicubic downscale by an integer factor (PIL, whose bicubic widens its kernel to the factor)."""
-    h, w = photo.shape[:2]
-    return np.asarray(Image.fromarray(photo).resize((w // factor, h // factor), Image.BICUBIC))
-
-
-def jpeg(photo: np.ndarray, quality: int) -> np.ndarray:
-    """The photo after a JPEG round trip at `quality` (PIL, 4:2:0 chroma as most cameras and apps)."""
-    if not quality:
-        return photo
-    buffer = io.BytesIO()
-    Image.fromarray(photo).save(buffer, format="JPEG", quality=int(quality))
-    buffer.seek(0)
-    return np.asarray(Image.open(buffer).convert("RGB"))
-
-
-def list_photos(folder: str, limit: int | None = None) -> list[str]:
-    """The photos of `folder` (searched recursively), the first `limit` of them; ValueError if none."""
-    paths = files.list_images(folder) if os.path.isdir(folder) else []
-    if not paths:
-        raise ValueError(f"--input={folder}: no images found (a folder of photos, searched recursively)")
-    return paths[:limit] if limit else paths
-
-
-def read_photo(path: str) -> np.ndarray:
-    """RGB uint8, upright (EXIF orientation applied)."""
-    with Image.open(path) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
 
 
 # ---- scores --------------------------------------------------------------------------------
@@ -350,7 +310,7 @@ def run(opts: PhotoBenchOptions, factories: Mapping[str, Callable[[int], photo_m
     `factories` adds or replaces methods: name -> (factor -> method), as `photo_methods.REGISTRY`.
     """
     start = time.time()
-    paths = list_photos(opts.input, opts.limit)
+    paths = photo_inputs.list_photos(opts.input, opts.limit)
     names, notes = _open_methods(opts, factories)
     factors, qualities = [int(f) for f in opts.factors], [int(q) for q in opts.jpeg]
     settings = [(f, q) for f in factors for q in qualities]
@@ -366,7 +326,7 @@ def run(opts: PhotoBenchOptions, factories: Mapping[str, Callable[[int], photo_m
     face_widths, skipped, warmed = [], [], set()
     for path in tqdm(paths, desc="photos", unit="photo"):
         try:
-            reference = reference_photo(read_photo(path), factors)
+            reference = photo_inputs.reference_photo(photo_inputs.read_photo(path), factors)
             if min(reference.shape[:2]) < 8 * max(factors):
                 raise ValueError(f"too small ({reference.shape[1]}x{reference.shape[0]})")
         except (OSError, ValueError, Image.DecompressionBombError) as err:
@@ -382,7 +342,7 @@ def run(opts: PhotoBenchOptions, factories: Mapping[str, Callable[[int], photo_m
         for r in refs:
             reference_fid.add(r.crop)
         for f, q in settings:
-            small = jpeg(shrink(reference, f), q)
+            small = photo_inputs.jpeg(photo_inputs.shrink(reference, f), q)
             shown = {}
             for name, score in zip(names, scores[(f, q)]):
                 if (f, name) not in warmed:  # first call untimed: graph tracing, model loading
