@@ -8,7 +8,8 @@ with the main face (the largest YuNet finds) sent to each choice in turn: kept b
 clean-trained routed shipped model (`routing.routed_entries(degradation="bicubic")`, what clean
 photos get), cut out as the routed path cuts it
 (`enhance_lib.lr_crop`: straight at the LR size when the face fits, else at the HR size and
-downscaled, i.e. squeezed). Scored: PSNR-Y (BT.601, `metrics.image`) of the face's box (where
+downscaled, i.e. squeezed), and, for faces larger than every model's input, the largest model
+built for the face's size (the LR sizes `routing.Router` adds up to `routing.MAX_FACE`). Scored: PSNR-Y (BT.601, `metrics.image`) of the face's box (where
 dlib's detector would box the face, `align.dlib_box`, from the landmarks found in the original
 photo) against the original photo. Every rule in `routing.RULES` then picks a choice per face
 from its native size (`align.native_crop_size` in the shrunk photo), and its mean PSNR-Y is
@@ -35,7 +36,8 @@ from tf_stacksr.metrics import image as image_metrics
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # paths in reports are relative to it
 
 SIDE = 240
-BANDS = [(0, 12), (12, 16), (16, 20), (20, 24), (24, 32), (32, 40), (40, 48), (48, 56), (56, 64), (64, 80), (80, 1e9)]
+BANDS = [(0, 12), (12, 16), (16, 20), (20, 24), (24, 32), (32, 40), (40, 48), (48, 56), (56, 64), (64, 80), (80, 96),
+         (96, 128), (128, 1e9)]
 
 
 class Fixed:
@@ -76,16 +78,21 @@ def main(argv=None) -> int:
     entries = routing.routed_entries(degradation="bicubic")
     loaded = {}
 
-    def load(name):
-        if name not in loaded:
-            loaded[name] = models.load(name)
-        return loaded[name]
+    def load(name, lr_size=None):
+        if (name, lr_size) not in loaded:
+            loaded[name, lr_size] = models.load(name, lr_size=lr_size)
+        return loaded[name, lr_size]
 
     choices = {"bicubic": routing.Router(rule=routing.bicubic, load=load, degradation="bicubic")}
     for entry in entries:
         choices[entry.name] = routing.Router(rule=lambda n, lrs, lr=entry.lr_size: lr, load=load,
                                                   degradation="bicubic")
-    lr_of = {e.lr_size: e.name for e in entries}
+    largest = entries[-1].lr_size
+    larger = f"{entries[-1].name} built for the face's size"  # scored on faces above `largest` px only
+    choices[larger] = routing.Router(rule=routing.smallest_fit, load=load, degradation="bicubic",
+                                     larger_min_upscale=1.0)  # measured at every factor
+    lr_sizes = list(choices[larger].by_lr)
+    lr_of = {lr: (next(e.name for e in entries if e.lr_size == lr) if lr <= largest else larger) for lr in lr_sizes}
     rows = []
     start = time.perf_counter()
     for path in paths:
@@ -112,17 +119,21 @@ def main(argv=None) -> int:
             options = enhance_lib.EnhanceOptions(upscale=factor, only_largest=True)
             row = {"file": os.path.relpath(path, REPO), "factor": factor, "native": native, "psnr_y": {}}
             for name, router in choices.items():
+                if name == larger and native <= largest:  # it would run the largest model as it is
+                    row["psnr_y"][name] = row["psnr_y"][entries[-1].name]
+                    continue
                 out = enhance_lib.enhance_photo(small, router, options, Fixed([face])).image
                 assert out.shape == original.shape, (out.shape, original.shape)
                 row["psnr_y"][name] = face_psnr_y(out, original, box)
             rows.append(row)
     seconds = time.perf_counter() - start
 
-    lr_sizes = [e.lr_size for e in entries]
-
-    def pick(rule, native):
-        lr = rule(native, lr_sizes)
-        return "bicubic" if lr is None else lr_of[lr]
+    def pick(rule, row):
+        """The choice `rule` makes for a face, as `routing.Router.choose` applies it."""
+        lr = rule(row["native"], lr_sizes)
+        if lr is None or (lr > largest and row["factor"] < routing.LARGER_MIN_UPSCALE):
+            return "bicubic"
+        return lr_of[lr]
 
     by_factor = collections.defaultdict(list)
     for row in rows:
@@ -136,7 +147,7 @@ def main(argv=None) -> int:
         group = rows if factor == "all" else by_factor[factor]
         if not group:
             continue
-        means = {name: float(np.mean([r["psnr_y"][pick(rule, r["native"])] for r in group]))
+        means = {name: float(np.mean([r["psnr_y"][pick(rule, r)] for r in group]))
                  for name, rule in routing.RULES.items()}
         rules_table[str(factor)] = {"faces": len(group), "median_native": float(np.median([r["native"] for r in group])),
                                     "mean_psnr_y": means}

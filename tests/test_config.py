@@ -22,7 +22,7 @@ def test_stage_sizes(hr_size, scale, stages):
 
 @pytest.mark.parametrize("changes,flag", [
     (dict(scale=3), "--scale"), (dict(scale=1), "--scale"), (dict(scale=6), "--scale"),
-    (dict(hr_size=100, scale=8), "--hr_size"), (dict(hr_size=96, scale=4), "--hr_size"),
+    (dict(hr_size=100, scale=8), "--hr_size"), (dict(hr_size=88, scale=4), "--hr_size"), (dict(hr_size=8, scale=4), "--hr_size"),
     (dict(res_blocks=0), "--res_blocks"), (dict(res_kernel=2), "--res_kernel"),
     (dict(lambda_l1=-1.0), "--lambda_l1"), (dict(norm="layer"), "--norm"), (dict(degradation="jpeg"), "--degradation"),
     (dict(model_dir=""), "--model_dir"), (dict(identity_weight=-0.1), "--identity_weight"),

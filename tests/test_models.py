@@ -61,7 +61,7 @@ def test_every_model_form_loads_through_one_function(tiny_run, tmp_path):
     assert isinstance(from_saved, SavedModelUpscaler) and from_saved.name == os.path.join("serving", "1")
     assert np.abs(from_saved(lr).astype(int) - from_run(lr).astype(int)).max() <= 1
     assert np.abs(from_packed(lr).astype(int) - from_run(lr).astype(int)).max() <= 3
-    with pytest.raises(ValueError, match="exported SavedModel: its blend and flip ensemble were fixed"):
+    with pytest.raises(ValueError, match="exported SavedModel: its blend, flip ensemble and input size were fixed"):
         models.load(str(tmp_path / "serving" / "1"), flip_ensemble=True)
     with pytest.raises(FileNotFoundError, match="no config.json"):
         models.load(str(tmp_path))

@@ -33,8 +33,17 @@ class StandIn:
 
 
 def stand_in_router():
+    """A Router over stand-ins: name -> the stand-in at the model's own size, (name, lr_size) -> one
+    built for a larger input."""
     stand_ins = {}
-    router = routing.Router(load=stand_ins.__getitem__)
+
+    def load(name, lr_size=None):
+        if lr_size is None:
+            return stand_ins[name]
+        entry = next(e for e in router.entries if e.name == name)
+        return stand_ins.setdefault((name, lr_size), StandIn(zoo.Entry(name, name, lr_size, lr_size * entry.scale, "")))
+
+    router = routing.Router(load=load)
     stand_ins.update({entry.name: StandIn(entry) for entry in router.entries})
     return router, stand_ins
 
@@ -59,16 +68,23 @@ def expected_model(lr_size, quality):
 
 @pytest.mark.parametrize("native, lr_size", [
     (8, 16), (15.9, 16), (16, 16), (16.1, 32), (20, 32), (27, 32), (32, 32), (32.5, 64), (40, 64), (64, 64),
-    (64.1, None), (100, None), (900, None),
+    (64.1, 80), (80, 80), (81, 96), (100, 112), (128, 128), (128.1, None), (900, None),
 ])
 def test_each_face_goes_to_the_smallest_model_that_holds_it(native, lr_size):
+    """... and a face larger than every model's input, up to MAX_FACE, to the largest model built for it."""
     router = routing.Router(load=lambda name: None)
+    assert router.max_face == routing.MAX_FACE == 128
     for quality in (None, 95, 83, 82, 73, 72, 53, 52, 30):
         entry = router.choose(native, 4.0, quality)
-        assert (entry.name if entry else None) == (expected_model(lr_size, quality) if lr_size else None), quality
+        model = expected_model(min(lr_size, 64), quality) if lr_size else None
+        assert (entry.name if entry else None) == model, quality
         if entry is not None:
-            assert entry.lr_size == lr_size >= native  # never squeezed
+            assert entry.lr_size == lr_size >= native and entry.hr_size == 4 * lr_size  # never squeezed
         assert router.choose(native, 1.0, quality) is None  # a photo not enlarged keeps its faces as they are
+        enlarged_less = router.choose(native, 1.5, quality)  # larger faces get a model from 2x on
+        assert enlarged_less == (entry if lr_size and lr_size <= 64 else None)
+    assert routing.Router(load=lambda name: None, max_face=64).choose(native, 4.0) == (
+        None if native > 64 else router.choose(native, 4.0))
 
 
 def test_fixed_degradations_route_every_photo_alike():
@@ -113,27 +129,27 @@ def test_router_without_models_says_what_to_do(tmp_path, monkeypatch):
 
 
 def sized_photo():
-    """Three faces side by side whose native sizes route to three different choices."""
-    parts = [rgb(BILL, 0.11), rgb(FIDEL, 0.22), rgb(FFHQ, 0.5)]
+    """Four faces side by side whose native sizes route to four different choices."""
+    parts = [rgb(BILL, 0.11), rgb(FIDEL, 0.22), rgb(FFHQ, 0.5), rgb(FFHQ, 1.0)]
     height = max(p.shape[0] for p in parts)
     return np.concatenate([np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0)), mode="edge") for p in parts], axis=1)
 
 
 @pytest.mark.parametrize("jpeg", [0, 50])
-def test_enhance_routes_each_face_by_size_and_keeps_big_faces_bicubic(jpeg):
+def test_enhance_routes_each_face_by_size_and_keeps_the_largest_faces_bicubic(jpeg):
     photo = sized_photo()
     if jpeg:  # a compressed photo: its small faces go to the models trained for such photos
         photo = cv2.imdecode(cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, jpeg])[1], cv2.IMREAD_COLOR)
     faces = detect.make("yunet").detect(photo)
     natives = sorted(enhance_lib.native_size(f, 0.7) for f in faces)
-    assert len(faces) == 3 and natives[0] < 16 < natives[1] < 32 and natives[2] > 64, natives
+    assert len(faces) == 4 and natives[0] < 16 < natives[1] < 32 and 80 < natives[2] <= 96 < 128 < natives[3], natives
     router, stand_ins = stand_in_router()
     result = enhance_lib.enhance_photo(photo, router, enhance_lib.EnhanceOptions(upscale=2))
     by_size = dict(zip([round(enhance_lib.native_size(f, 0.7)) for f in faces], result.models))
-    small, medium = expected_model(16, jpeg or None), expected_model(32, jpeg or None)
-    assert [by_size[round(n)] for n in natives] == [small, medium, "bicubic"]
+    small, medium, large = (expected_model(lr, jpeg or None) for lr in (16, 32, 64))
+    assert [by_size[round(n)] for n in natives] == [small, medium, large, "bicubic"]
     assert len(stand_ins[small].calls) == 1 and len(stand_ins[medium].calls) == 1
-    assert not stand_ins["ffhq_celeba_64to256_psnr"].calls
+    assert len(stand_ins[(large, 96)].calls) == 1 and not stand_ins[large].calls  # built for the face's size
     assert any("kept bicubic" in note for note in result.notes)
     plain = cv2.resize(photo, result.image.shape[1::-1], interpolation=cv2.INTER_CUBIC).astype(int)
     for face, model in zip(faces, result.models):
@@ -141,7 +157,7 @@ def test_enhance_routes_each_face_by_size_and_keeps_big_faces_bicubic(jpeg):
         change = result.image[y - 2:y + 3, x - 2:x + 3].astype(int).mean() - plain[y - 2:y + 3, x - 2:x + 3].mean()
         assert (change > 20) if model != "bicubic" else (change == 0)
     assert [f.shape[0] for f in result.faces] == [
-        {small: 64, medium: 128}.get(m, f.shape[0]) for f, m in zip(result.faces, result.models)]
+        {small: 64, medium: 128, large: 384}.get(m, f.shape[0]) for f, m in zip(result.faces, result.models)]
 
 
 def test_a_face_smaller_than_the_input_is_cut_out_in_the_training_frame():
@@ -165,9 +181,13 @@ def test_aligned_crops_are_routed_by_their_side():
     crop = rgb(FFHQ, 24 / 256)  # a 24 px aligned face: the 32 px input holds it
     result = enhance_lib.enhance_photo(crop, router, enhance_lib.EnhanceOptions(aligned=True))
     assert result.models == ["celeba_32to128_psnr"] and result.image.shape == (96, 96, 3)
-    big = rgb(FFHQ, 100 / 256)
+    large = rgb(FFHQ, 100 / 256)  # larger than every model's input: the 64 px model built for 112 px
+    result = enhance_lib.enhance_photo(large, router, enhance_lib.EnhanceOptions(aligned=True))
+    assert result.models == ["ffhq_celeba_64to256_psnr"] and result.image.shape == (400, 400, 3)
+    assert stand_ins[("ffhq_celeba_64to256_psnr", 112)].calls
+    big = rgb(FFHQ, 140 / 256)
     result = enhance_lib.enhance_photo(big, router, enhance_lib.EnhanceOptions(aligned=True))
-    assert result.models == ["bicubic"] and result.image.shape == (400, 400, 3)
+    assert result.models == ["bicubic"] and result.image.shape == (560, 560, 3)
 
 
 @pytest.mark.slow

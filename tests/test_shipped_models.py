@@ -70,6 +70,20 @@ def test_flip_ensemble_is_more_faithful_than_one_pass(aligned_faces):
     assert scores[True] > scores[False] + 0.05, scores
 
 
+def test_a_model_run_at_a_larger_lr_size_still_beats_bicubic(aligned_faces):
+    """`enhance` runs the largest model at the size of faces larger than its input (`models.load(...,
+    lr_size=...)`, same weights); here the 16->64 model on faces 1.25x and 1.5x the size it learnt."""
+    for lr_size in (20, 24):
+        hr = resized(aligned_faces, 4 * lr_size)
+        lr = resized(hr, lr_size)
+        upscaler = models.load(zoo.PSNR_MODEL, lr_size=lr_size)
+        assert upscaler.lr_size == lr_size and upscaler.hr_size == 4 * lr_size
+        gain = psnr_y(upscaler(lr), hr) - psnr_y(methods.resolve(methods.BICUBIC, 4, 4 * lr_size)(lr), hr)
+        assert gain >= 1.0, f"at {lr_size} px in: {gain:+.2f} dB over bicubic"
+    with pytest.raises(ValueError, match="lr_size=22: expected a multiple of 4"):
+        models.load(zoo.PSNR_MODEL, lr_size=22)
+
+
 def test_shipped_256_model_beats_bicubic_on_native_256_faces(detected_face):
     """The 64->256 model on two FFHQ-style faces (native 256 px) of its test split, aligned as `prepare --size=256` does."""
     hr = np.stack(aligned(detected_face, sorted((FIXTURES / "ffhq_test").glob("*.jpg")), 256))

@@ -125,8 +125,8 @@ class Config:
             fail("scale", self.scale, "a power of two >= 2 (2, 4, 8, ...)")
         if self.hr_size <= 0 or self.hr_size % self.scale:
             fail("hr_size", self.hr_size, f"a positive multiple of --scale={self.scale}")
-        if self.lr_size < 4 or self.lr_size & (self.lr_size - 1):
-            fail("hr_size", self.hr_size, f"hr_size/scale to be a power of two >= 4 (got LR size {self.lr_size})")
+        if self.lr_size < 4 or self.lr_size % 4:  # G1's bottleneck is a quarter of the LR size
+            fail("hr_size", self.hr_size, f"hr_size/scale to be a multiple of 4 (got LR size {self.lr_size})")
         for name in ("res_blocks", "res_convs", "res_kernel", "unet_filters", "unet_max_filters",
                      "up_filters", "disc_filters", "batch_size", "train_steps", "save_every",
                      "keep_checkpoints", "log_every", "sample_every", "num_samples"):

@@ -12,8 +12,10 @@ Which model, and how a face is cut out for it:
 - routed (the default: `upscaler` is an `apps.routing.Router`): each face goes to the shipped
   model whose LR input fits its native size (among those for compressed photos when the photo
   reads as JPEG-compressed), cut out at that LR size straight from the photo
-  (never fewer pixels than the face has); faces larger than every model's input, or photos not
-  enlarged, keep the bicubic face (nothing pasted). The rule and its measurement: `routing`.
+  (never fewer pixels than the face has); faces up to 2x larger than every model's input go to
+  the largest model built for their size when the photo is enlarged 2x or more; larger faces
+  and photos not enlarged keep the bicubic face (nothing pasted). The rule and its
+  measurement: `routing`.
 - one model (`--model`): every face is cut out at that model's HR size and brought to its LR
   size by the training degradation (`pairs.downscale`), whatever the face's own size.
 
@@ -197,8 +199,8 @@ def _routed_faces(rgb, faces, router: routing.Router, options: EnhanceOptions, u
     """Per face: (the model's entry or None, SR face or bicubic crop, photo -> HR crop matrix or None)."""
     entries = [router.choose(native_size(f, options.face_scale), upscale, quality) for f in faces]
     results: list = [None] * len(faces)
-    for entry in {e.name: e for e in entries if e is not None}.values():
-        picked = [k for k, e in enumerate(entries) if e is not None and e.name == entry.name]
+    for entry in dict.fromkeys(e for e in entries if e is not None):  # one batch per model and input size
+        picked = [k for k, e in enumerate(entries) if e == entry]
         crops = [lr_crop(rgb, faces[k], entry.lr_size, entry.hr_size, options.face_scale) for k in picked]
         sr = super_resolve(router.upscaler(entry), np.stack([lr for lr, _ in crops]))
         for k, face, (_, matrix) in zip(picked, sr, crops):
@@ -217,8 +219,12 @@ def _bicubic_note(faces, results, face_scale: float, router: routing.Router, ups
         return []
     if upscale <= 1:
         return [f"{len(kept)} face(s) kept bicubic: the photo is not enlarged"]
+    if upscale >= router.larger_min_upscale:
+        limit = f"{router.max_face} px"
+    else:
+        limit = f"{router.largest_input} px; up to {router.max_face} px from --upscale {router.larger_min_upscale:g}"
     return [f"{len(kept)} face(s) kept bicubic: {min(kept):.0f}-{max(kept):.0f} px across, larger than"
-            f" the largest model input ({router.entries[-1].lr_size} px)"]
+            f" the largest face a model takes ({limit})"]
 
 
 def enhance_photo(rgb: np.ndarray, upscaler, options: EnhanceOptions,

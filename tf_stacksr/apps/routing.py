@@ -10,8 +10,18 @@ into fewer pixels than it has and throw detail away before the model starts. The
   16 < n <= 32 -> a 32 -> 128 one, 32 < n <= 64 -> a 64 -> 256 one (which of a size: `Router`
   below); the face is cut out at that LR size straight from the photo (one cubic warp,
   enlarging it: nothing lost);
-- n > 64 (larger than any model's input), or a photo not enlarged (upscale <= 1): no model can
-  add detail, so the face stays as the bicubic upscaled photo has it (nothing is pasted).
+- 64 < n <= MAX_FACE (128), in a photo enlarged at least LARGER_MIN_UPSCALE (2) x: the largest
+  model, built for an LR input of n rounded up to a multiple of LARGER_STEP (80, 96, 112 or
+  128 px; same weights, `models.load(..., lr_size=...)`: every layer is a convolution). It learnt
+  faces of its own input size, so faces up to 2x larger gain less than at its own size, but
+  still over bicubic: on FFHQ-style photos shrunk 2x and enlarged back (faces ~78 px) face PSNR-Y
+  +0.19 +- 0.03 dB, FID 16.9 vs 18.9, SFace and dlib identity closer to the originals
+  (docs/photos.md). Enlarged only 1.5x, where the model's 4x detail is mostly averaged away by
+  the downscale to the output, the same faces lose 0.24 +- 0.07 dB to bicubic (lfw_dev, faces of
+  64-96 px, bench/routing_rules.py), hence the bound. Compute grows with the square of the input
+  side (4x at 128 px);
+- n > MAX_FACE, a larger face in a photo enlarged less than LARGER_MIN_UPSCALE x, or a photo not
+  enlarged (upscale <= 1): the face stays as the bicubic upscaled photo has it (nothing is pasted).
 
 Chosen by measurement with the clean-trained models (bench/routing_rules.py): the 200 lfw_dev
 photos (central 240 px, one main face each) shrunk by F = 1.5, 2, 2.5, 3, 4, 5, 6, 8 and enhanced
@@ -38,6 +48,7 @@ inputs).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable, Sequence
 
@@ -108,6 +119,12 @@ DEFAULT_UP_TO_QUALITY = 72
 # The 16 px GAN: on clean shrunk LFW photos its faces are closer to the originals in FID and
 # identity than the PSNR and real-photo models' (docs/photos.md), still above bicubic in PSNR.
 FOR_CLEAN_PHOTOS = ("celeba_16to64_gan",)
+# Faces above the largest model's input, up to MAX_FACE px, go to that model built for their size,
+# rounded up to a multiple of LARGER_STEP px (a few input sizes, each built once per process), in
+# photos enlarged at least LARGER_MIN_UPSCALE x (see the module doc).
+MAX_FACE = 128
+LARGER_STEP = 16
+LARGER_MIN_UPSCALE = 2.0
 
 
 def up_to_quality(entry: zoo.Entry) -> int:
@@ -133,15 +150,20 @@ class Router:
     compressed a photo is, `choose` names the model for a face of native size n in it (see the
     module doc), `upscaler` loads that model on first use.
 
-    `rule`: a name in RULES or a Rule; `load`: model name -> upscaler (default `models.load`,
-    with `flip_ensemble` passed on; None keeps each model's own setting); `degradation`: one of
-    DEGRADATIONS, which models take part for which photos.
+    `rule`: a name in RULES or a Rule; `load`: (model name, lr_size=None) -> upscaler (default
+    `models.load`, with `flip_ensemble` passed on; None keeps each model's own setting; lr_size:
+    the input size to build it for, given only when it is not the model's own); `degradation`: one
+    of DEGRADATIONS, which models take part for which photos; `max_face`: the largest face sent to
+    a model (MAX_FACE; at most the largest model's input size: no larger faces);
+    `larger_min_upscale`: the least photo enlargement at which faces above the largest model's
+    input get a model (LARGER_MIN_UPSCALE).
     """
 
     name = "routed by face size"
 
     def __init__(self, entries: dict[str, zoo.Entry] | None = None, rule: str | Rule = DEFAULT_RULE,
-                 load: Callable | None = None, flip_ensemble: bool | None = None, degradation: str = "auto"):
+                 load: Callable | None = None, flip_ensemble: bool | None = None, degradation: str = "auto",
+                 max_face: int = MAX_FACE, larger_min_upscale: float = LARGER_MIN_UPSCALE):
         if degradation not in DEGRADATIONS:
             raise ValueError(f"degradation={degradation!r}: expected one of {', '.join(DEGRADATIONS)}")
         self.degradation = degradation
@@ -159,6 +181,12 @@ class Router:
         if not self.entries:
             raise FileNotFoundError("no shipped models are installed to route faces among (reinstall tf-stacksr),"
                                     " or pass --model=PATH")
+        largest = max(self.by_lr)
+        for lr in range(largest + LARGER_STEP, max_face + 1, LARGER_STEP):
+            self.by_lr[lr] = tuple(e and dataclasses.replace(e, lr_size=lr, hr_size=lr * e.scale)
+                                   for e in self.by_lr[largest])
+        self.max_face, self.largest_input = max(self.by_lr), largest
+        self.larger_min_upscale = larger_min_upscale
         if isinstance(rule, str) and rule not in RULES:
             raise ValueError(f"rule={rule!r}: expected one of {', '.join(RULES)}")
         self.rule = RULES[rule] if isinstance(rule, str) else rule
@@ -166,12 +194,12 @@ class Router:
         self.hr_size = self.entries[-1].hr_size
         self._load = load or self._load_shipped
         self.flip_ensemble = flip_ensemble
-        self._loaded: dict[str, object] = {}
+        self._loaded: dict[zoo.Entry, object] = {}
 
-    def _load_shipped(self, name: str):
+    def _load_shipped(self, name: str, lr_size: int | None = None):
         from tf_stacksr import models  # TensorFlow loads here, on the first face
 
-        return models.load(name, flip_ensemble=self.flip_ensemble)
+        return models.load(name, flip_ensemble=self.flip_ensemble, lr_size=lr_size)
 
     def jpeg_quality(self, rgb) -> int | None:
         """The JPEG quality `rgb` was compressed at, where the choice of models depends on it ("auto")."""
@@ -183,12 +211,14 @@ class Router:
         if upscale <= 1:
             return None
         lr = self.rule(float(native), list(self.by_lr))
-        if lr is None:
+        if lr is None or (lr > self.largest_input and upscale < self.larger_min_upscale):
             return None
         clean, real = self.by_lr[lr]
         return real if real and (100 if quality is None else quality) <= up_to_quality(real) else clean
 
     def upscaler(self, entry: zoo.Entry):
-        if entry.name not in self._loaded:
-            self._loaded[entry.name] = self._load(entry.name)
-        return self._loaded[entry.name]
+        """The loaded model of `entry` (a routed model, or one built for a larger input by `choose`)."""
+        if entry not in self._loaded:
+            own_size = entry in self.entries
+            self._loaded[entry] = self._load(entry.name) if own_size else self._load(entry.name, lr_size=entry.lr_size)
+        return self._loaded[entry]

@@ -11,6 +11,10 @@ w = (1 - alpha) * w_model + alpha * w_gan of two generators of one architecture,
 PSNR model's fidelity for the GAN model's detail with no retraining. With no model named, the
 shipped default runs; with only `alpha` given, the shipped PSNR model blended with the shipped
 GAN model.
+
+`lr_size` runs a generator at another LR input size than it was trained at: every layer is a
+convolution (instance norm included), so the same weights apply to any LR side that is a
+multiple of 4 (`Config.validate`). `enhance` uses it for faces larger than any model's input.
 """
 
 from __future__ import annotations
@@ -84,11 +88,25 @@ def choose(model: str | None, gan_model: str | None, alpha: float | None) -> tup
     return zoo.resolve(model), (zoo.resolve(gan_model) if gan_model is not None else None)
 
 
+def at_lr_size(cfg: Config, generator: keras.Model, lr_size: int) -> tuple[Config, keras.Model]:
+    """The same generator built for LR inputs of `lr_size` px, with the same weights."""
+    if lr_size == cfg.lr_size:
+        return cfg, generator
+    try:
+        resized = cfg.replace(hr_size=lr_size * cfg.scale)  # validated on creation
+    except ValueError as err:
+        raise ValueError(f"lr_size={lr_size}: expected a multiple of 4 ({err})") from None
+    rebuilt = build_generator(resized)
+    rebuilt.set_weights(generator.get_weights())
+    return resized, rebuilt
+
+
 def load_generator(model: str | None = None, *, gan_model: str | None = None, alpha: float | None = None,
-                   flip_ensemble: bool | None = None) -> tuple[Config, keras.Model]:
+                   flip_ensemble: bool | None = None, lr_size: int | None = None) -> tuple[Config, keras.Model]:
     """The Keras generator of `model` (blended with `gan_model` by `alpha`), and its Config.
 
-    `flip_ensemble` overrides the model's own setting (Config.flip_ensemble) unless None.
+    `flip_ensemble` overrides the model's own setting (Config.flip_ensemble) unless None;
+    `lr_size` builds it for other LR inputs (see the module doc) unless None.
     """
     path, gan_path = choose(model, gan_model, alpha)
     cfg, generator = _generator_of(path)
@@ -102,7 +120,7 @@ def load_generator(model: str | None = None, *, gan_model: str | None = None, al
             raise ValueError(f"{path} and {gan_path} have different generator architectures ("
                              + "; ".join(diffs) + "): interpolation needs identical ones")
         interpolate_generators(generator, gan, alpha)
-    return cfg, generator
+    return at_lr_size(cfg, generator, lr_size) if lr_size else (cfg, generator)
 
 
 def display_name(path: str) -> str:
@@ -114,16 +132,18 @@ def display_name(path: str) -> str:
 
 
 def load(model: str | None = None, *, gan_model: str | None = None, alpha: float | None = None,
-         flip_ensemble: bool | None = None) -> GeneratorUpscaler:
+         flip_ensemble: bool | None = None, lr_size: int | None = None) -> GeneratorUpscaler:
     """An upscaler (uint8 LR faces -> uint8 SR faces) of any model form; see the module doc."""
     path = zoo.resolve(model) if model is not None else None
     if path is not None and layout.is_saved_model(path):
-        if alpha is not None or gan_model is not None or flip_ensemble is not None:
-            raise ValueError(f"{path} is an exported SavedModel: its blend and flip ensemble were fixed at export;"
-                             " --alpha, a GAN model and --flip_ensemble need a training run or packed model")
+        if alpha is not None or gan_model is not None or flip_ensemble is not None or lr_size is not None:
+            raise ValueError(f"{path} is an exported SavedModel: its blend, flip ensemble and input size were fixed"
+                             " at export; --alpha, a GAN model, --flip_ensemble and another LR size need a training"
+                             " run or packed model")
         return SavedModelUpscaler(path, name=display_name(path))
     if path is not None and not os.path.isdir(path):
         raise FileNotFoundError(f"{path}: not a folder; expected a training model_dir, packed model or SavedModel")
-    cfg, generator = load_generator(path, gan_model=gan_model, alpha=alpha, flip_ensemble=flip_ensemble)
+    cfg, generator = load_generator(path, gan_model=gan_model, alpha=alpha, flip_ensemble=flip_ensemble,
+                                    lr_size=lr_size)
     name = display_name(path or (zoo.DEFAULT_MODEL if alpha is None else zoo.PSNR_MODEL))
     return GeneratorUpscaler(cfg, generator, name=name + (f"+{alpha:g}*gan" if alpha is not None else ""))
