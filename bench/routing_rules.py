@@ -4,16 +4,17 @@
 
 Every photo is cropped to its central 240 x 240 (divisible by every factor), shrunk F times
 (bicubic, PIL's antialiased resize) and enhanced back F times by `enhance_lib.enhance_photo`
-with the main face (the largest YuNet finds) sent to each choice in turn: kept bicubic, or each
-clean-trained routed shipped model (`routing.routed_entries(degradation="bicubic")`, what clean
-photos get), cut out as the routed path cuts it
-(`enhance_lib.lr_crop`: straight at the LR size when the face fits, else at the HR size and
-downscaled, i.e. squeezed), and, for faces larger than every model's input, the largest model
-built for the face's size (the LR sizes `routing.Router` adds up to `routing.MAX_FACE`). Scored: PSNR-Y (BT.601, `metrics.image`) of the face's box (where
-dlib's detector would box the face, `align.dlib_box`, from the landmarks found in the original
-photo) against the original photo. Every rule in `routing.RULES` then picks a choice per face
-from its native size (`align.native_crop_size` in the shrunk photo), and its mean PSNR-Y is
-reported per F; so is each choice's mean PSNR-Y per native-size band.
+with the main face (the largest YuNet finds) sent to each choice in turn: kept bicubic, each
+clean-trained routed shipped model at its own input size (`routing.routed_entries(degradation=
+"bicubic")`, what clean photos get), cut out as the routed path cuts it (`enhance_lib.lr_crop`:
+straight at the LR size when the face fits, else at the HR size and downscaled, i.e. squeezed),
+and the model below the face's size built for it (the sizes `routing.Router` builds each model
+for; scored where `smallest_fit` picks one). Scored: PSNR-Y (BT.601, `metrics.image`) of the
+face's box (where dlib's detector would box the face, `align.dlib_box`, from the landmarks found
+in the original photo) against the original photo. Every rule in `routing.RULES` then picks a
+choice per face from its native size (`align.native_crop_size` in the shrunk photo) among the
+models' own sizes, and `smallest_fit` also among all sizes (what enhance does); their mean PSNR-Y
+is reported per F, and each choice's mean PSNR-Y per native-size band.
 Prints Markdown; --json writes every number.
 """
 
@@ -87,12 +88,12 @@ def main(argv=None) -> int:
     for entry in entries:
         choices[entry.name] = routing.Router(rule=lambda n, lrs, lr=entry.lr_size: lr, load=load,
                                                   degradation="bicubic")
-    largest = entries[-1].lr_size
-    larger = f"{entries[-1].name} built for the face's size"  # scored on faces above `largest` px only
-    choices[larger] = routing.Router(rule=routing.smallest_fit, load=load, degradation="bicubic",
-                                     larger_min_upscale=1.0)  # measured at every factor
-    lr_sizes = list(choices[larger].by_lr)
-    lr_of = {lr: (next(e.name for e in entries if e.lr_size == lr) if lr <= largest else larger) for lr in lr_sizes}
+    own_sizes, largest = [e.lr_size for e in entries], entries[-1].lr_size
+    built = "the model below built for the face's size"  # scored where `smallest_fit` picks a built size
+    choices[built] = routing.Router(rule=routing.smallest_fit, load=load, degradation="bicubic",
+                                    larger_min_upscale=1.0)  # measured at every factor
+    all_sizes = list(choices[built].by_lr)
+    lr_of = {lr: next((e.name for e in entries if e.lr_size == lr), built) for lr in all_sizes}
     rows = []
     start = time.perf_counter()
     for path in paths:
@@ -119,18 +120,17 @@ def main(argv=None) -> int:
             options = enhance_lib.EnhanceOptions(upscale=factor, only_largest=True)
             row = {"file": os.path.relpath(path, REPO), "factor": factor, "native": native, "psnr_y": {}}
             for name, router in choices.items():
-                if name == larger and native <= largest:  # it would run the largest model as it is
-                    row["psnr_y"][name] = row["psnr_y"][entries[-1].name]
-                    continue
+                if name == built and routing.smallest_fit(native, all_sizes) in own_sizes:
+                    continue  # a model at its own size: scored above
                 out = enhance_lib.enhance_photo(small, router, options, Fixed([face])).image
                 assert out.shape == original.shape, (out.shape, original.shape)
                 row["psnr_y"][name] = face_psnr_y(out, original, box)
             rows.append(row)
     seconds = time.perf_counter() - start
 
-    def pick(rule, row):
-        """The choice `rule` makes for a face, as `routing.Router.choose` applies it."""
-        lr = rule(row["native"], lr_sizes)
+    def pick(rule, row, sizes):
+        """The choice `rule` makes for a face among input `sizes`, as `routing.Router.choose` applies it."""
+        lr = rule(row["native"], sizes)
         if lr is None or (lr > largest and row["factor"] < routing.LARGER_MIN_UPSCALE):
             return "bicubic"
         return lr_of[lr]
@@ -140,15 +140,19 @@ def main(argv=None) -> int:
         by_factor[row["factor"]].append(row)
     rules_table = {}
     print(f"{len(paths)} photos of {args.folder}, {len(rows)} (photo, F) faces scored, {seconds:.0f} s\n")
-    print("Mean face-region PSNR-Y (dB) against the original photo, per rule:\n")
-    print("| shrunk by F | faces | median native size (px) | " + " | ".join(routing.RULES) + " |")
-    print("|---|---|---|" + "---|" * len(routing.RULES))
+    print("Mean face-region PSNR-Y (dB) against the original photo, per rule among the models' own input"
+          " sizes, and `smallest_fit` among those and the sizes each model is also built for (what enhance"
+          " does):\n")
+    columns = [*routing.RULES, "smallest_fit, built sizes too"]
+    print("| shrunk by F | faces | median native size (px) | " + " | ".join(columns) + " |")
+    print("|---|---|---|" + "---|" * len(columns))
     for factor in args.factors + ["all"]:
         group = rows if factor == "all" else by_factor[factor]
         if not group:
             continue
-        means = {name: float(np.mean([r["psnr_y"][pick(rule, r)] for r in group]))
+        means = {name: float(np.mean([r["psnr_y"][pick(rule, r, own_sizes)] for r in group]))
                  for name, rule in routing.RULES.items()}
+        means[columns[-1]] = float(np.mean([r["psnr_y"][pick(routing.smallest_fit, r, all_sizes)] for r in group]))
         rules_table[str(factor)] = {"faces": len(group), "median_native": float(np.median([r["native"] for r in group])),
                                     "mean_psnr_y": means}
         best = max(means.values())
@@ -167,11 +171,12 @@ def main(argv=None) -> int:
         group = by_band.get(band, [])
         if not group:
             continue
-        means = {name: float(np.mean([r["psnr_y"][name] for r in group])) for name in choices}
+        scored = {name: [r["psnr_y"][name] for r in group if name in r["psnr_y"]] for name in choices}
+        means = {name: float(np.mean(v)) if v else None for name, v in scored.items()}
         bands_table[band] = {"faces": len(group), "mean_psnr_y": means}
-        best = max(means.values())
-        print(f"| {band} | {len(group)} | " + " | ".join(f"**{v:.2f}**" if v >= best - 0.005 else f"{v:.2f}"
-                                                      for v in means.values()) + " |")
+        best = max(v for v in means.values() if v is not None)
+        cells = ["—" if v is None else f"**{v:.2f}**" if v >= best - 0.005 else f"{v:.2f}" for v in means.values()]
+        print(f"| {band} | {len(group)} | " + " | ".join(cells) + " |")
     if args.json:
         files.write_json(args.json, {"folder": args.folder, "side": SIDE, "factors": args.factors,
                                      "rules": rules_table, "bands": bands_table, "faces": rows}, sort_keys=False)

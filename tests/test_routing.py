@@ -1,5 +1,6 @@
 """Face-size routing (`apps.routing`): which shipped model gets a face, and enhance with it."""
 
+import math
 import os
 
 import cv2
@@ -66,25 +67,53 @@ def expected_model(lr_size, quality):
     return name if (100 if quality is None else quality) <= up_to else CLEAN[lr_size]
 
 
-@pytest.mark.parametrize("native, lr_size", [
-    (8, 16), (15.9, 16), (16, 16), (16.1, 32), (20, 32), (27, 32), (32, 32), (32.5, 64), (40, 64), (64, 64),
-    (64.1, 80), (80, 80), (81, 96), (100, 112), (128, 128), (128.1, None), (900, None),
-])
-def test_each_face_goes_to_the_smallest_model_that_holds_it(native, lr_size):
-    """... and a face larger than every model's input, up to MAX_FACE, to the largest model built for it."""
+def expected_choice(native, quality):
+    """(model, LR size) "auto" routing picks for a face of `native` px in a photo JPEG'd at `quality`,
+    written out from the rule: the smallest input that holds the face among each model's own and
+    the sizes it is built for (the PSNR models up to 1.5x their own, the 64 px pair up to 128)."""
+    q = 100 if quality is None else quality
+    if native > 128:
+        return None
+    if native > 64:
+        return expected_model(64, quality), 16 * math.ceil(native / 16)
+    if 32 < native <= 48 and q > REAL[32][1]:  # the clean 32 px model, built for 40 or 48 px
+        return CLEAN[32], 8 * math.ceil(native / 8)
+    own = next(size for size in (16, 32, 64) if size >= native)
+    return expected_model(own, quality), own
+
+
+@pytest.mark.parametrize("native", [8, 15.9, 16, 16.1, 20, 24.5, 27, 32, 32.5, 40, 40.5, 48, 48.1, 64, 64.1, 80, 81,
+                                    100, 128, 128.1, 900])
+def test_each_face_goes_to_the_smallest_input_that_holds_it(native):
     router = routing.Router(load=lambda name: None)
     assert router.max_face == routing.MAX_FACE == 128
+    assert list(router.by_lr) == [16, 20, 24, 32, 40, 48, 64, 80, 96, 112, 128]
     for quality in (None, 95, 83, 82, 73, 72, 53, 52, 30):
         entry = router.choose(native, 4.0, quality)
-        model = expected_model(min(lr_size, 64), quality) if lr_size else None
-        assert (entry.name if entry else None) == model, quality
+        expected = expected_choice(native, quality)
+        assert (entry and (entry.name, entry.lr_size)) == expected, quality
         if entry is not None:
-            assert entry.lr_size == lr_size >= native and entry.hr_size == 4 * lr_size  # never squeezed
+            assert entry.lr_size >= native and entry.hr_size == 4 * entry.lr_size  # never squeezed
         assert router.choose(native, 1.0, quality) is None  # a photo not enlarged keeps its faces as they are
-        enlarged_less = router.choose(native, 1.5, quality)  # larger faces get a model from 2x on
-        assert enlarged_less == (entry if lr_size and lr_size <= 64 else None)
-    assert routing.Router(load=lambda name: None, max_face=64).choose(native, 4.0) == (
-        None if native > 64 else router.choose(native, 4.0))
+        enlarged_less = router.choose(native, 1.5, quality)  # faces above 64 px get a model from 2x on
+        assert enlarged_less == (entry if native <= 64 else None)
+    own_sizes_only = routing.Router(load=lambda name: None, max_face=64, built_up_to=1)
+    assert list(own_sizes_only.by_lr) == [16, 32, 64]
+    assert own_sizes_only.choose(native, 4.0) == (
+        None if native > 64 else routing.zoo.entries()[expected_model(next(s for s in (16, 32, 64) if s >= native), None)])
+
+
+def test_clean_routing_builds_every_psnr_model_for_larger_faces():
+    router = routing.Router(load=lambda name: None, degradation="bicubic")
+    assert [(n, router.choose(n, 4.0).name, router.choose(n, 4.0).lr_size) for n in (18, 23, 30, 35, 60)] == [
+        (18, "celeba_16to64_psnr", 20), (23, "celeba_16to64_psnr", 24), (30, "celeba_32to128_psnr", 32),
+        (35, "celeba_32to128_psnr", 40), (60, "ffhq_celeba_64to256_psnr", 64)]
+
+
+def test_built_sizes_are_quarter_steps_that_the_generators_take():
+    assert routing.built_sizes(16, 24) == [20, 24] and routing.built_sizes(32, 48) == [40, 48]
+    assert routing.built_sizes(64, 128) == [80, 96, 112, 128] and routing.built_sizes(64, 79) == []
+    assert routing.built_sizes(8, 12) == [12]  # never below a step of 4: G1 needs LR sides divisible by 4
 
 
 def test_fixed_degradations_route_every_photo_alike():
@@ -130,7 +159,7 @@ def test_router_without_models_says_what_to_do(tmp_path, monkeypatch):
 
 def sized_photo():
     """Four faces side by side whose native sizes route to four different choices."""
-    parts = [rgb(BILL, 0.11), rgb(FIDEL, 0.22), rgb(FFHQ, 0.5), rgb(FFHQ, 1.0)]
+    parts = [rgb(BILL, 0.11), rgb(FIDEL, 0.25), rgb(FFHQ, 0.5), rgb(FFHQ, 1.0)]
     height = max(p.shape[0] for p in parts)
     return np.concatenate([np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0)), mode="edge") for p in parts], axis=1)
 
@@ -142,7 +171,7 @@ def test_enhance_routes_each_face_by_size_and_keeps_the_largest_faces_bicubic(jp
         photo = cv2.imdecode(cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, jpeg])[1], cv2.IMREAD_COLOR)
     faces = detect.make("yunet").detect(photo)
     natives = sorted(enhance_lib.native_size(f, 0.7) for f in faces)
-    assert len(faces) == 4 and natives[0] < 16 < natives[1] < 32 and 80 < natives[2] <= 96 < 128 < natives[3], natives
+    assert len(faces) == 4 and natives[0] < 16 and 24 < natives[1] < 32 and 80 < natives[2] <= 96 < 128 < natives[3], natives
     router, stand_ins = stand_in_router()
     result = enhance_lib.enhance_photo(photo, router, enhance_lib.EnhanceOptions(upscale=2))
     by_size = dict(zip([round(enhance_lib.native_size(f, 0.7)) for f in faces], result.models))
@@ -178,9 +207,12 @@ def test_a_face_smaller_than_the_input_is_cut_out_in_the_training_frame():
 
 def test_aligned_crops_are_routed_by_their_side():
     router, stand_ins = stand_in_router()
-    crop = rgb(FFHQ, 24 / 256)  # a 24 px aligned face: the 32 px input holds it
+    crop = rgb(FFHQ, 28 / 256)  # a 28 px aligned face: the 32 px input holds it
     result = enhance_lib.enhance_photo(crop, router, enhance_lib.EnhanceOptions(aligned=True))
-    assert result.models == ["celeba_32to128_psnr"] and result.image.shape == (96, 96, 3)
+    assert result.models == ["celeba_32to128_psnr"] and result.image.shape == (112, 112, 3)
+    crop = rgb(FFHQ, 40 / 256)  # 40 px: the 32 px model built for 40 px
+    result = enhance_lib.enhance_photo(crop, router, enhance_lib.EnhanceOptions(aligned=True))
+    assert result.models == ["celeba_32to128_psnr"] and stand_ins[("celeba_32to128_psnr", 40)].calls
     large = rgb(FFHQ, 100 / 256)  # larger than every model's input: the 64 px model built for 112 px
     result = enhance_lib.enhance_photo(large, router, enhance_lib.EnhanceOptions(aligned=True))
     assert result.models == ["ffhq_celeba_64to256_psnr"] and result.image.shape == (400, 400, 3)
@@ -192,7 +224,7 @@ def test_aligned_crops_are_routed_by_their_side():
 
 @pytest.mark.slow
 def test_cli_routes_with_the_shipped_models(tmp_path, capsys):
-    photo = rgb(BILL, 27 / 121)  # the face's aligned crop is ~27 px across: the 32 -> 128 model
+    photo = rgb(BILL, 30 / 121)  # the face's aligned crop is ~27 px across: the 32 -> 128 model
     Image.fromarray(photo).save(tmp_path / "small.png")
     assert enhance.main(["-i", str(tmp_path / "small.png"), "-o", str(tmp_path / "out"), "--save-faces", "--quiet"]) == 0
     assert "1 faces (celeba_32to128_psnr: 1)" in capsys.readouterr().out  # a clean photo: the clean model

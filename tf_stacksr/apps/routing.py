@@ -3,37 +3,47 @@
 A face's native size n is the side, in the photo's own pixels, of the region its aligned crop
 covers (`align.native_crop_size`: the training crop's HR side, measured in input pixels). A
 model with LR input side l sees that region at l x l pixels, so l < n would squeeze the face
-into fewer pixels than it has and throw detail away before the model starts. The rule
-(`smallest_fit`, the default):
+into fewer pixels than it has and throw detail away before the model starts, and l well above
+n feeds it a face blurrier than it learnt. Every layer of the generators is a convolution, so a
+model also runs at other LR sizes (any multiple of 4) with the same weights
+(`models.load(..., lr_size=...)`): the inputs on offer are each shipped model's own (16, 32,
+64 px) and, built for larger faces, its own times 1.25 and 1.5 (up to BUILT_UP_TO x; 20, 24,
+40, 48 px; PSNR models only, `built_between`) and, for the largest models, every quarter step up
+to MAX_FACE (80, 96, 112, 128 px). The rule (`smallest_fit`, the default) takes the smallest
+input of at least n among those the photo's models are built for, so:
 
-- the smallest shipped model whose LR input is at least n: n <= 16 -> a 16 -> 64 model,
-  16 < n <= 32 -> a 32 -> 128 one, 32 < n <= 64 -> a 64 -> 256 one (which of a size: `Router`
-  below); the face is cut out at that LR size straight from the photo (one cubic warp,
-  enlarging it: nothing lost);
-- 64 < n <= MAX_FACE (128), in a photo enlarged at least LARGER_MIN_UPSCALE (2) x: the largest
-  model, built for an LR input of n rounded up to a multiple of LARGER_STEP (80, 96, 112 or
-  128 px; same weights, `models.load(..., lr_size=...)`: every layer is a convolution). It learnt
-  faces of its own input size, so faces up to 2x larger gain less than at its own size, but
-  still over bicubic: on FFHQ-style photos shrunk 2x and enlarged back (faces ~78 px) face PSNR-Y
-  +0.19 +- 0.03 dB, FID 16.9 vs 18.9, SFace and dlib identity closer to the originals
-  (docs/photos.md). Enlarged only 1.5x, where the model's 4x detail is mostly averaged away by
-  the downscale to the output, the same faces lose 0.24 +- 0.07 dB to bicubic (lfw_dev, faces of
-  64-96 px, bench/routing_rules.py), hence the bound. Compute grows with the square of the input
-  side (4x at 128 px);
-- n > MAX_FACE, a larger face in a photo enlarged less than LARGER_MIN_UPSCALE x, or a photo not
-  enlarged (upscale <= 1): the face stays as the bicubic upscaled photo has it (nothing is pasted).
+- n <= 16: a 16 -> 64 model (which of a size: `Router` below), the face cut out at 16 px
+  straight from the photo (one cubic warp, enlarging it: nothing lost);
+- 16 < n <= 24: the 16 -> 64 PSNR model built for 20 or 24 px where it takes the photo
+  (`degradation="bicubic"`), else a 32 -> 128 model; 24 < n <= 32: a 32 -> 128 model;
+- 32 < n <= 48: the 32 -> 128 PSNR model built for 40 or 48 px where it takes the photo (clean
+  photos), else a 64 -> 256 model; 48 < n <= 64: a 64 -> 256 model;
+- 64 < n <= MAX_FACE (128), in a photo enlarged at least LARGER_MIN_UPSCALE (2) x: the 64 -> 256
+  model built for 80, 96, 112 or 128 px. Compute grows with the square of the input side (4x
+  at 128 px);
+- n > MAX_FACE, a face above 64 px in a photo enlarged less than LARGER_MIN_UPSCALE x, or a
+  photo not enlarged (upscale <= 1): the face stays as the bicubic upscaled photo has it
+  (nothing is pasted).
 
-Chosen by measurement with the clean-trained models (bench/routing_rules.py): the 200 lfw_dev
-photos (central 240 px, one main face each) shrunk by F = 1.5, 2, 2.5, 3, 4, 5, 6, 8 and enhanced
-back by F; PSNR-Y of the main face's box against the original photo (dB; table in
-docs/serving.md, "Which model gets a face"). Over all 1,599 faces `smallest_fit` scores 34.43, `nearest` 34.35, bicubic above 48 px
-34.39, always the largest model 34.23, bicubic 34.19, and one 16 px model for every face (what
-enhance did before) 29.52. `smallest_fit` is best or tied at every F but 6 (and 8, by 0.01 dB),
-where faces of 16-20 px gain 0.3 dB from being squeezed into the 16 px model (`nearest`);
-`nearest` loses more than that at F = 2.5 and 3, where it squeezes 32-45 px faces into the
-32 px model, so the rule that never squeezes is also the best overall. A model fed a face
-enlarged well beyond its native size adds little over bicubic (32-40 px faces in the 64 px
-model: -0.01 dB) but is never worse by more than that. `RULES` holds the candidates measured.
+A PSNR model built for faces larger than it learnt gains less than at its own size, but more
+than the next model up fed the face enlarged: on lfw_dev photos shrunk 2-8x, face PSNR-Y
++0.32 dB (faces of 16-20 px), +0.12 (20-24), +0.83 (32-40) and +0.76 (40-48) over that
+(bench/routing_rules.py). Up to 2x it still wins for the 32 px model (48-64 px faces) but not
+for the 16 px one (24-32 px faces, -0.14 dB), hence 1.5x. On FFHQ-style photos shrunk 4x
+(faces ~39 px) the 32 px PSNR model built for 40 px also wins FID and identity over the 64 px
+one (docs/photos.md); the GAN and the real-photo models built so did not (`built_between`).
+Above the largest input there is no next model: on FFHQ-style photos shrunk 2x (faces ~78 px)
+the 64 px model built for them gains +0.19 +- 0.03 dB over bicubic and on FID and both
+identity scores (docs/photos.md); enlarged only 1.5x, where the model's 4x detail is mostly averaged away by the downscale to the output,
+those faces lose 0.24 +- 0.07 dB to bicubic, hence LARGER_MIN_UPSCALE.
+
+Chosen by measurement with the clean-trained models (bench/routing_rules.py): the first 100
+lfw_dev photos (central 240 px, one main face each) shrunk by F = 1.5, 2, 2.5, 3, 4, 5, 6, 8 and
+enhanced back by F; PSNR-Y of the main face's box against the original photo (table in
+docs/serving.md, "Which model gets a face"). Among the models' own sizes `smallest_fit` scores
+34.61 dB over all 800 faces, `nearest` (squeezes up to 1.41x) 34.52, always the largest model
+34.41, bicubic 34.37 and one 16 px model for every face 29.73; among the built sizes too it
+scores 34.82, best or within 0.02 dB of the best at every F. `RULES` holds the candidates.
 
 `Router` is what `tf-stacksr enhance` runs when no --model is given: the routed zoo as one
 object, loading each model on first use. One model per LR size takes part, chosen by what the
@@ -119,12 +129,33 @@ DEFAULT_UP_TO_QUALITY = 72
 # The 16 px GAN: on clean shrunk LFW photos its faces are closer to the originals in FID and
 # identity than the PSNR and real-photo models' (docs/photos.md), still above bicubic in PSNR.
 FOR_CLEAN_PHOTOS = ("celeba_16to64_gan",)
-# Faces above the largest model's input, up to MAX_FACE px, go to that model built for their size,
-# rounded up to a multiple of LARGER_STEP px (a few input sizes, each built once per process), in
-# photos enlarged at least LARGER_MIN_UPSCALE x (see the module doc).
+# The LR sizes each model is also built for (see the module doc), in quarter steps of its own:
+# up to BUILT_UP_TO x its own size (below the next model's), and for the largest model up to
+# MAX_FACE px, the latter only in photos enlarged at least LARGER_MIN_UPSCALE x. Each size is
+# built once per process, on first use.
+BUILT_UP_TO = 1.5
 MAX_FACE = 128
-LARGER_STEP = 16
 LARGER_MIN_UPSCALE = 2.0
+
+
+def built_between(entry: zoo.Entry) -> bool:
+    """Whether `entry` is built for sizes between the models' own: the PSNR models (L1 on clean
+    inputs). The GAN and the real-photo models built so moved faces away from the person (SFace
+    -0.045 and -0.014 on FFHQ-style photos shrunk 8x, clean, and 4x, JPEG q50); a face they would
+    take at a size they are not built for goes to the next model up."""
+    return entry.name.endswith("_psnr")
+
+
+def built_sizes(own: int, up_to: float) -> list[int]:
+    """The LR sizes above `own` a model of input `own` is built for: quarter steps (multiples of
+    4) up to `up_to` px."""
+    step = max(4, own // 16 * 4)
+    return list(range(own + step, int(up_to) + 1, step))
+
+
+def at_size(entry: zoo.Entry, lr_size: int) -> zoo.Entry:
+    """`entry` built for LR inputs of `lr_size` px (`Router.upscaler` loads it so)."""
+    return dataclasses.replace(entry, lr_size=lr_size, hr_size=lr_size * entry.scale)
 
 
 def up_to_quality(entry: zoo.Entry) -> int:
@@ -154,7 +185,8 @@ class Router:
     `models.load`, with `flip_ensemble` passed on; None keeps each model's own setting; lr_size:
     the input size to build it for, given only when it is not the model's own); `degradation`: one
     of DEGRADATIONS, which models take part for which photos; `max_face`: the largest face sent to
-    a model (MAX_FACE; at most the largest model's input size: no larger faces);
+    a model (MAX_FACE; at most the largest model's input size: no larger faces); `built_up_to`:
+    how much larger than its own input each smaller model is built for (BUILT_UP_TO; 1: never);
     `larger_min_upscale`: the least photo enlargement at which faces above the largest model's
     input get a model (LARGER_MIN_UPSCALE).
     """
@@ -163,7 +195,8 @@ class Router:
 
     def __init__(self, entries: dict[str, zoo.Entry] | None = None, rule: str | Rule = DEFAULT_RULE,
                  load: Callable | None = None, flip_ensemble: bool | None = None, degradation: str = "auto",
-                 max_face: int = MAX_FACE, larger_min_upscale: float = LARGER_MIN_UPSCALE):
+                 max_face: int = MAX_FACE, built_up_to: float = BUILT_UP_TO,
+                 larger_min_upscale: float = LARGER_MIN_UPSCALE):
         if degradation not in DEGRADATIONS:
             raise ValueError(f"degradation={degradation!r}: expected one of {', '.join(DEGRADATIONS)}")
         self.degradation = degradation
@@ -181,10 +214,17 @@ class Router:
         if not self.entries:
             raise FileNotFoundError("no shipped models are installed to route faces among (reinstall tf-stacksr),"
                                     " or pass --model=PATH")
-        largest = max(self.by_lr)
-        for lr in range(largest + LARGER_STEP, max_face + 1, LARGER_STEP):
-            self.by_lr[lr] = tuple(e and dataclasses.replace(e, lr_size=lr, hr_size=lr * e.scale)
-                                   for e in self.by_lr[largest])
+        # The sizes each pair is also built for, and the own size each size's pair comes from.
+        own_sizes = sorted(self.by_lr)
+        largest = own_sizes[-1]
+        self.own_size = {lr: lr for lr in own_sizes}
+        for own, above in zip(own_sizes, own_sizes[1:] + [None]):
+            up_to = max_face if above is None else min(built_up_to * own, above - 1)
+            for lr in built_sizes(own, up_to):  # above the largest every model is built: no next one
+                self.by_lr[lr] = tuple(at_size(e, lr) if e and (above is None or built_between(e)) else None
+                                       for e in self.by_lr[own])
+                self.own_size[lr] = own
+        self.by_lr = dict(sorted(self.by_lr.items()))
         self.max_face, self.largest_input = max(self.by_lr), largest
         self.larger_min_upscale = larger_min_upscale
         if isinstance(rule, str) and rule not in RULES:
@@ -210,11 +250,19 @@ class Router:
         `quality` (None: not known to be); None: keep it bicubic."""
         if upscale <= 1:
             return None
-        lr = self.rule(float(native), list(self.by_lr))
+        on_offer = {lr: entry for lr in self.by_lr if (entry := self._entry(lr, quality)) is not None}
+        lr = self.rule(float(native), list(on_offer))
         if lr is None or (lr > self.largest_input and upscale < self.larger_min_upscale):
             return None
+        return on_offer[lr]
+
+    def _entry(self, lr: int, quality: int | None) -> zoo.Entry | None:
+        """The model at input `lr` for a photo JPEG'd at `quality`: the real-photo one where the
+        model of that size takes such photos, else the clean one; None where it is not built."""
         clean, real = self.by_lr[lr]
-        return real if real and (100 if quality is None else quality) <= up_to_quality(real) else clean
+        own_real = self.by_lr[self.own_size[lr]][1]
+        takes_photo = own_real is not None and (100 if quality is None else quality) <= up_to_quality(own_real)
+        return real if takes_photo else clean
 
     def upscaler(self, entry: zoo.Entry):
         """The loaded model of `entry` (a routed model, or one built for a larger input by `choose`)."""
