@@ -70,7 +70,7 @@ def expected_model(lr_size, quality):
 def expected_choice(native, quality):
     """(model, LR size) "auto" routing picks for a face of `native` px in a photo JPEG'd at `quality`,
     written out from the rule: the smallest input that holds the face among each model's own and
-    the sizes it is built for (the PSNR models up to 1.5x their own, the 64 px pair up to 128)."""
+    the sizes it is built for (the 32 px PSNR model up to 1.5x its own, the 64 px pair up to 128)."""
     q = 100 if quality is None else quality
     if native > 128:
         return None
@@ -87,7 +87,7 @@ def expected_choice(native, quality):
 def test_each_face_goes_to_the_smallest_input_that_holds_it(native):
     router = routing.Router(load=lambda name: None)
     assert router.max_face == routing.MAX_FACE == 128
-    assert list(router.by_lr) == [16, 20, 24, 32, 40, 48, 64, 80, 96, 112, 128]
+    assert list(router.by_lr) == [16, 32, 40, 48, 64, 80, 96, 112, 128]
     for quality in (None, 95, 83, 82, 73, 72, 53, 52, 30):
         entry = router.choose(native, 4.0, quality)
         expected = expected_choice(native, quality)
@@ -103,11 +103,12 @@ def test_each_face_goes_to_the_smallest_input_that_holds_it(native):
         None if native > 64 else routing.zoo.entries()[expected_model(next(s for s in (16, 32, 64) if s >= native), None)])
 
 
-def test_clean_routing_builds_every_psnr_model_for_larger_faces():
+def test_only_the_listed_models_are_built_between_sizes():
     router = routing.Router(load=lambda name: None, degradation="bicubic")
-    assert [(n, router.choose(n, 4.0).name, router.choose(n, 4.0).lr_size) for n in (18, 23, 30, 35, 60)] == [
-        (18, "celeba_16to64_psnr", 20), (23, "celeba_16to64_psnr", 24), (30, "celeba_32to128_psnr", 32),
-        (35, "celeba_32to128_psnr", 40), (60, "ffhq_celeba_64to256_psnr", 64)]
+    assert [(n, router.choose(n, 4.0).name, router.choose(n, 4.0).lr_size) for n in (18, 30, 35, 47, 60)] == [
+        (18, "celeba_32to128_psnr", 32), (30, "celeba_32to128_psnr", 32), (35, "celeba_32to128_psnr", 40),
+        (47, "celeba_32to128_psnr", 48), (60, "ffhq_celeba_64to256_psnr", 64)]
+    assert routing.BUILT_BETWEEN == ("celeba_32to128_psnr",)
 
 
 def test_built_sizes_are_quarter_steps_that_the_generators_take():

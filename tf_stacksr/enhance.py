@@ -28,9 +28,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                          " LR input are shrunk to it): training model_dir, packed model, exported"
                                          " SavedModel or shipped model name. Default: route each face by its size to"
                                          " the smallest shipped model input that holds it without shrinking it:"
-                                         " each model's own (16, 32 or 64 px) or one it is also built for (up to"
-                                         " 1.5x its own; the 64 px model up to 128 px, from --upscale 2); larger"
-                                         " faces stay bicubic")
+                                         " each model's own (16, 32 or 64 px) or one it is also built for (the"
+                                         " clean 32 px model up to 48 px; the 64 px models up to 128 px, from"
+                                         " --upscale 2); larger faces stay bicubic")
     parser.add_argument("--alpha", type=float, help="blend in the GAN model by this weight in [0, 1]: 0 = most"
                                                     " faithful, 1 = sharpest (network interpolation); without"
                                                     " --model, the shipped 16->64 models are blended and run on"

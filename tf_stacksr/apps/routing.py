@@ -7,17 +7,16 @@ into fewer pixels than it has and throw detail away before the model starts, and
 n feeds it a face blurrier than it learnt. Every layer of the generators is a convolution, so a
 model also runs at other LR sizes (any multiple of 4) with the same weights
 (`models.load(..., lr_size=...)`): the inputs on offer are each shipped model's own (16, 32,
-64 px) and, built for larger faces, its own times 1.25 and 1.5 (up to BUILT_UP_TO x; 20, 24,
-40, 48 px; PSNR models only, `built_between`) and, for the largest models, every quarter step up
-to MAX_FACE (80, 96, 112, 128 px). The rule (`smallest_fit`, the default) takes the smallest
+64 px) and, built for larger faces, its own times 1.25 and 1.5 (up to BUILT_UP_TO x: 40 and
+48 px for the clean 32 px model, BUILT_BETWEEN) and, for the largest models, every quarter step
+up to MAX_FACE (80, 96, 112, 128 px). The rule (`smallest_fit`, the default) takes the smallest
 input of at least n among those the photo's models are built for, so:
 
 - n <= 16: a 16 -> 64 model (which of a size: `Router` below), the face cut out at 16 px
   straight from the photo (one cubic warp, enlarging it: nothing lost);
-- 16 < n <= 24: the 16 -> 64 PSNR model built for 20 or 24 px where it takes the photo
-  (`degradation="bicubic"`), else a 32 -> 128 model; 24 < n <= 32: a 32 -> 128 model;
-- 32 < n <= 48: the 32 -> 128 PSNR model built for 40 or 48 px where it takes the photo (clean
-  photos), else a 64 -> 256 model; 48 < n <= 64: a 64 -> 256 model;
+- 16 < n <= 32: a 32 -> 128 model;
+- 32 < n <= 48: the 32 -> 128 PSNR model built for 40 or 48 px where it takes the photo (not
+  JPEG'd at q <= 72), else a 64 -> 256 model; 48 < n <= 64: a 64 -> 256 model;
 - 64 < n <= MAX_FACE (128), in a photo enlarged at least LARGER_MIN_UPSCALE (2) x: the 64 -> 256
   model built for 80, 96, 112 or 128 px. Compute grows with the square of the input side (4x
   at 128 px);
@@ -25,13 +24,13 @@ input of at least n among those the photo's models are built for, so:
   photo not enlarged (upscale <= 1): the face stays as the bicubic upscaled photo has it
   (nothing is pasted).
 
-A PSNR model built for faces larger than it learnt gains less than at its own size, but more
-than the next model up fed the face enlarged: on lfw_dev photos shrunk 2-8x, face PSNR-Y
-+0.32 dB (faces of 16-20 px), +0.12 (20-24), +0.83 (32-40) and +0.76 (40-48) over that
-(bench/routing_rules.py). Up to 2x it still wins for the 32 px model (48-64 px faces) but not
-for the 16 px one (24-32 px faces, -0.14 dB), hence 1.5x. On FFHQ-style photos shrunk 4x
-(faces ~39 px) the 32 px PSNR model built for 40 px also wins FID and identity over the 64 px
-one (docs/photos.md); the GAN and the real-photo models built so did not (`built_between`).
+A model built for faces larger than it learnt gains less than at its own size, but the 32 px
+PSNR model so built gains more than the 64 px model fed the face enlarged: on lfw_dev photos
+shrunk 2-8x, face PSNR-Y +0.75 dB on faces of 32-40 px and +0.61 on 40-48 px
+(bench/routing_rules.py), and on FFHQ-style photos shrunk 4x (faces ~39 px) FID and identity
+too (docs/photos.md). Built up to 2x, the 32 px model still won on 48-64 px faces but the 16 px
+one lost on 24-32 px faces (-0.14 dB), hence 1.5x; built for 20 px, the 16 px models gained
+PSNR but lost identity (BUILT_BETWEEN).
 Above the largest input there is no next model: on FFHQ-style photos shrunk 2x (faces ~78 px)
 the 64 px model built for them gains +0.19 +- 0.03 dB over bicubic and on FID and both
 identity scores (docs/photos.md); enlarged only 1.5x, where the model's 4x detail is mostly averaged away by the downscale to the output,
@@ -43,7 +42,9 @@ enhanced back by F; PSNR-Y of the main face's box against the original photo (ta
 docs/serving.md, "Which model gets a face"). Among the models' own sizes `smallest_fit` scores
 34.61 dB over all 800 faces, `nearest` (squeezes up to 1.41x) 34.52, always the largest model
 34.41, bicubic 34.37 and one 16 px model for every face 29.73; among the built sizes too it
-scores 34.82, best or within 0.02 dB of the best at every F. `RULES` holds the candidates.
+scores 34.77, best or within 0.01 dB of the best at every F but 6, where squeezing 16-20 px
+faces into the 16 px model (`nearest`) gains 0.29 dB; `nearest` loses more than that at F = 2.5
+and 3, where it squeezes 32-45 px faces into the 32 px model. `RULES` holds the candidates.
 
 `Router` is what `tf-stacksr enhance` runs when no --model is given: the routed zoo as one
 object, loading each model on first use. One model per LR size takes part, chosen by what the
@@ -138,12 +139,13 @@ MAX_FACE = 128
 LARGER_MIN_UPSCALE = 2.0
 
 
-def built_between(entry: zoo.Entry) -> bool:
-    """Whether `entry` is built for sizes between the models' own: the PSNR models (L1 on clean
-    inputs). The GAN and the real-photo models built so moved faces away from the person (SFace
-    -0.045 and -0.014 on FFHQ-style photos shrunk 8x, clean, and 4x, JPEG q50); a face they would
-    take at a size they are not built for goes to the next model up."""
-    return entry.name.endswith("_psnr")
+# The models also built for sizes between the models' own (up to BUILT_UP_TO x their own), chosen
+# by measurement: `celeba_32to128_psnr` built for 40 px gains over the 64 px model on FFHQ-style
+# photos shrunk 4x in PSNR, FID and identity. The 16 px models built for 20 px gain PSNR and FID
+# but move faces away from the person (SFace -0.045 on FFHQ-style photos shrunk 8x, for the GAN
+# and the PSNR model alike), and so does the 32 px real-photo model at JPEG q50 (-0.014): a face
+# a model not listed would take at such a size goes to the next model up.
+BUILT_BETWEEN = ("celeba_32to128_psnr",)
 
 
 def built_sizes(own: int, up_to: float) -> list[int]:
@@ -221,9 +223,10 @@ class Router:
         for own, above in zip(own_sizes, own_sizes[1:] + [None]):
             up_to = max_face if above is None else min(built_up_to * own, above - 1)
             for lr in built_sizes(own, up_to):  # above the largest every model is built: no next one
-                self.by_lr[lr] = tuple(at_size(e, lr) if e and (above is None or built_between(e)) else None
-                                       for e in self.by_lr[own])
-                self.own_size[lr] = own
+                pair = tuple(at_size(e, lr) if e and (above is None or e.name in BUILT_BETWEEN) else None
+                             for e in self.by_lr[own])
+                if any(pair):
+                    self.by_lr[lr], self.own_size[lr] = pair, own
         self.by_lr = dict(sorted(self.by_lr.items()))
         self.max_face, self.largest_input = max(self.by_lr), largest
         self.larger_min_upscale = larger_min_upscale
