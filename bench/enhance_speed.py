@@ -24,8 +24,8 @@ it calls, so the stages add up to the total:
 - encode/write: `photo_files.write_output`;
 - rest of enhance_photo: the bicubic upscale of the whole photo (the canvas) and routing;
 - other: whatever else `enhance_files` does (listing, naming outputs), the total minus the above.
-Loading the models and the detector (once per process) and the first call of each model
-(tracing) are timed apart, before a warm-up pass over the first photos; then every photo is
+Loading the models and the detector (once per process) and the first call of each model at each
+input size the router builds it for (tracing) are timed apart, before a warm-up pass over the first photos; then every photo is
 enhanced once, timed.
 """
 
@@ -112,14 +112,16 @@ def shrunk_inputs(paths: list[str], root: str, factor: int, folder: str) -> None
 
 
 def load_seconds(router: routing.Router, photo_path: str) -> tuple[dict, float, object]:
-    """(model -> (load s, first call s), detector load s, detector): the one-off costs."""
+    """(model -> (load s, first call s), detector load s, detector): the one-off costs, of every
+    model at every input size the router builds it for."""
     loads = {}
-    for entry in router.entries:
+    for entry in dict.fromkeys(e for pair in router.by_lr.values() for e in pair if e):
         t0 = time.perf_counter()
         upscaler = router.upscaler(entry)
         t1 = time.perf_counter()
         upscaler(lr_faces(entry.lr_size, entry.hr_size, 1))
-        loads[entry.name] = (t1 - t0, time.perf_counter() - t1)
+        name = entry.name if entry in router.entries else f"{entry.name} at {entry.lr_size} px"
+        loads[name] = (t1 - t0, time.perf_counter() - t1)
     t0 = time.perf_counter()
     aligner = enhance_lib.make_aligner(enhance_lib.EnhanceOptions().detector)
     photo = photo_inputs.read_photo(photo_path)
