@@ -9,12 +9,12 @@ with a feathered square mask so no seam shows. The HR crop and the output share 
 to that similarity transform, so a face lands where it was, at any `upscale` (see `paste_matrix`).
 
 Which model, and how a face is cut out for it:
-- routed (the default: `upscaler` is an `apps.routing.Router`): each face goes to the shipped
-  model whose LR input fits its native size (among those for compressed photos when the photo
-  reads as JPEG-compressed), cut out at that LR size straight from the photo
-  (never fewer pixels than the face has); faces up to 2x larger than every model's input go to
-  the largest model built for their size when the photo is enlarged 2x or more; larger faces
-  and photos not enlarged keep the bicubic face (nothing pasted). The rule and its
+- routed (the default: `upscaler` is an `apps.routing.Router`): each face goes to the smallest
+  model input that holds its native size (among the models for compressed photos when the photo
+  reads as JPEG-compressed), cut out at that LR size straight from the photo (never fewer
+  pixels than the face has): a model's own input or one it is also built for (the clean 32 px
+  model at 40 and 48 px; the 64 px models up to 128 px, in photos enlarged 2x or more); larger
+  faces and photos not enlarged keep the bicubic face (nothing pasted). The rule and its
   measurement: `routing`.
 - one model (`--model`): every face is cut out at that model's HR size and brought to its LR
   size by the training degradation (`pairs.downscale`), whatever the face's own size.

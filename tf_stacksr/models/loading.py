@@ -14,7 +14,8 @@ GAN model.
 
 `lr_size` runs a generator at another LR input size than it was trained at: every layer is a
 convolution (instance norm included), so the same weights apply to any LR side that is a
-multiple of 4 (`Config.validate`). `enhance` uses it for faces larger than any model's input.
+multiple of 4 (`Config.validate`). `enhance` uses it for faces between or above the models' own
+input sizes (`apps.routing`).
 """
 
 from __future__ import annotations
