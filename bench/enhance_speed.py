@@ -25,8 +25,8 @@ it calls, so the stages add up to the total:
 - rest of enhance_photo: the bicubic upscale of the whole photo (the canvas) and routing;
 - other: whatever else `enhance_files` does (listing, naming outputs), the total minus the above.
 Loading the models and the detector (once per process) and the first call of each model at each
-input size the router builds it for (tracing) are timed apart, before a warm-up pass over the first photos; then every photo is
-enhanced once, timed.
+input size the router builds it for (tracing) are timed apart, before a warm-up pass over the
+first photos; then every photo is enhanced once, timed.
 """
 
 from __future__ import annotations

@@ -33,8 +33,9 @@ one lost on 24-32 px faces (-0.14 dB), hence 1.5x; built for 20 px, the 16 px mo
 PSNR but lost identity (BUILT_BETWEEN).
 Above the largest input there is no next model: on FFHQ-style photos shrunk 2x (faces ~78 px)
 the 64 px model built for them gains +0.19 +- 0.03 dB over bicubic and on FID and both
-identity scores (docs/photos.md); enlarged only 1.5x, where the model's 4x detail is mostly averaged away by the downscale to the output,
-those faces lose 0.24 +- 0.07 dB to bicubic, hence LARGER_MIN_UPSCALE.
+identity scores (docs/photos.md); enlarged only 1.5x, where the model's 4x detail is mostly
+averaged away by the downscale to the output, those faces lose 0.24 +- 0.07 dB to bicubic,
+hence LARGER_MIN_UPSCALE.
 
 Chosen by measurement with the clean-trained models (bench/routing_rules.py): the first 100
 lfw_dev photos (central 240 px, one main face each) shrunk by F = 1.5, 2, 2.5, 3, 4, 5, 6, 8 and
