@@ -15,7 +15,8 @@ On the --measure photos (faces the derivation never saw) each face is aligned at
 (face_scale 0.7) three ways: from dlib's landmarks (the training alignment, the reference),
 from YuNet's own landmarks on the derived template ("yunet5"), and from dlib's shape predictor
 run in the box `align.dlib_box` derives from YuNet's detection (`FaceAligner.dlib_landmarks`,
-what `--detector=yunet` uses). Reported per method:
+what `--detector=yunet` uses): as enhance runs it (faces under `align.LANDMARK_BOX` px searched
+on an enlarged copy), and on the photo's own whole pixels. Reported per method:
 - eye offset: distance (crop px) between the template's eye centres and where the reference
   eye centres land in the method's crop (mean, 95th percentile, max over eyes);
 - crop offset: mean displacement (crop px) between the two crops' frames over the whole crop;
@@ -56,6 +57,7 @@ WEIGHTINGS = {
 PSNR_CAP = 60.0
 GRID = np.stack(np.meshgrid(np.arange(SIZE), np.arange(SIZE)), -1).reshape(-1, 2).astype(np.float64)
 TEMPLATE_EYES = align.eye_centres(align.canonical_landmarks(SIZE, FACE_SCALE))
+METHODS = ("yunet5 template", "dlib points in YuNet's box (enhance)", "dlib points in YuNet's box, whole photo pixels")
 
 
 def read(path: str, shrink: int = 1) -> np.ndarray:
@@ -159,11 +161,11 @@ def summarise(rows):
 
 def measure(pairs, refiner):
     """Per method: summary + per-face rows of alignment vs the reference."""
-    per = {"yunet5 template": [], "dlib points in YuNet's box": []}
+    per = {name: [] for name in METHODS}
     for path, photo, reference, face in pairs:
         reference_crop, _ = align.align_face(photo, reference, SIZE, FACE_SCALE)
-        yunet_face = face if face.layout == align.YUNET5 else None
-        methods = {"yunet5 template": yunet_face, "dlib points in YuNet's box": refiner.dlib_landmarks(photo, face)}
+        methods = dict(zip(METHODS, (face, refiner.dlib_landmarks(photo, face),
+                                     refiner.dlib_landmarks(photo, face, enlarge_to=None))))
         for name, f in methods.items():
             crop, matrix = align.align_face(photo, f.landmarks, SIZE, FACE_SCALE, layout=f.layout)
             eye, shift = offsets(reference, matrix)
