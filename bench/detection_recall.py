@@ -1,15 +1,15 @@
 """Face detection recall on shrunk photos: how many of the faces found in each photo are still
 found when the photo is F times smaller.
 
-    python -m bench.detection_recall ../shared/data/lfw_dev --factors 2 4 8 --detectors yunet hog \\
-        --json out/detection_recall.json
+    python -m bench.detection_recall --input=../shared/data/lfw_dev --factors=2,4,8 --detectors=yunet,hog \\
+        --json=out/detection_recall.json
 
 Per detector, every photo of the folder is searched as is (the reference faces), then shrunk by
 each F (bicubic, PIL's antialiased resize, to floor(side / F)) and searched again; a reference
 face counts as found when a detection in the shrunk photo, scaled back up, overlaps its box by
 IoU >= 0.4 (`detect.match_faces`). Recall = found / reference faces, over three sets: the main
 face of each photo (the largest found in the original), every reference face whose box in the
-shrunk photo is at least --min-face px (what the detector promises to find), and every reference
+shrunk photo is at least --min_face px (what the detector promises to find), and every reference
 face (including background faces shrunk to a few pixels). Also printed: the median main-face
 box side at that size (px), extra detections (in the shrunk photo, matching no reference face)
 and seconds per photo. Prints a Markdown table; --json writes every number.
@@ -17,12 +17,11 @@ and seconds per photo. Prints a Markdown table; --json writes every number.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import time
 
 import numpy as np
+from absl import app, flags
 from PIL import Image
 
 from tf_stacksr import files
@@ -86,27 +85,34 @@ def recall(paths: list[str], detector, factors: list[int], min_face: float, min_
     return out
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", help="folder of photos (searched recursively)")
-    parser.add_argument("--factors", nargs="+", type=int, default=[2, 4, 8])
-    parser.add_argument("--detectors", nargs="+", default=["yunet"], choices=detect.DETECTORS)
-    parser.add_argument("--min-face", type=float, default=detect.MIN_FACE, help="yunet's smallest face (px)")
-    parser.add_argument("--limit", type=int, help="only the first N photos")
-    parser.add_argument("--json", help="write the numbers here")
-    args = parser.parse_args(argv)
-    paths = files.list_images(args.folder)[: args.limit]
-    report = {"folder": args.folder, "factors": args.factors, "detectors": {}}
-    print(f"{len(paths)} photos of {args.folder}\n")
+flags.DEFINE_string("input", None, "Folder of photos (searched recursively).")
+flags.DEFINE_list("factors", ["2", "4", "8"], "Factors F to shrink the photos by.")
+flags.DEFINE_list("detectors", ["yunet"], f"Detectors to measure, of {', '.join(detect.DETECTORS)}.")
+flags.DEFINE_float("min_face", detect.MIN_FACE, "yunet's smallest face (px); also the size of the 'faces >= N px' set.")
+flags.DEFINE_integer("limit", None, "Only the first N photos.")
+flags.DEFINE_string("json", None, "Write every number here.")
+
+
+def main(argv) -> None:
+    del argv
+    args = flags.FLAGS
+    unknown = sorted(set(args.detectors) - set(detect.DETECTORS))
+    if not args.input or unknown:
+        raise app.UsageError(f"--detectors: unknown {unknown}" if unknown
+                             else "--input: a folder of photos is required")
+    factors = [int(f) for f in args.factors]
+    paths = files.list_images(args.input)[: args.limit]
+    report = {"folder": args.input, "factors": factors, "detectors": {}}
+    print(f"{len(paths)} photos of {args.input}\n")
     print(f"| detector | shrunk by | main face box (px, median) | main faces found | faces >= {args.min_face:g} px found |"
           " all faces found | extra detections | s / photo |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.detectors:
-        result = recall(paths, detect.make(name, min_face=args.min_face), args.factors, args.min_face)
+        result = recall(paths, detect.make(name, min_face=args.min_face), factors, args.min_face)
         report["detectors"][name] = result
         print(f"| {name} | 1 (reference) | | {len(paths)} photos | | {result['reference_faces']} faces | |"
               f" {result['seconds_per_photo_original']:.3f} |")
-        for factor in args.factors:
+        for factor in factors:
             row = result[factor]
             cell = lambda k, n: f"{row[k]}/{row[n]} = **{100 * row[k] / max(row[n], 1):.1f}%**"  # noqa: E731
             print(f"| {name} | {factor} | {row['median_face_side_px']:.0f} | {cell('main_found', 'main_faces')} |"
@@ -114,8 +120,7 @@ def main(argv=None) -> int:
                   f" {row['extra_detections']} | {row['seconds_per_photo']:.3f} |")
     if args.json:
         files.write_json(args.json, report, sort_keys=False)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    app.run(main)

@@ -23,7 +23,7 @@ flags.DEFINE_string("input", None, "Folder of photos (searched recursively).")
 flags.DEFINE_list("factors", ["2", "4", "8"], "Shrink factors.")
 flags.DEFINE_list("jpeg", ["0", "95", "90", "80", "70", "50", "30"], "JPEG qualities (0: not compressed).")
 flags.DEFINE_integer("limit", None, "Only the first N photos.")
-flags.DEFINE_string("output_dir", "jpeg_quality", "Where results.md and results.json go.")
+flags.DEFINE_string("output_dir", "out/jpeg_quality", "Where results.md and results.json go.")
 
 
 def measure(paths, factors: list[int], qualities: list[int]) -> list[dict]:

@@ -32,7 +32,7 @@ flags.DEFINE_string("input", None, "Folder of photos (searched recursively).")
 flags.DEFINE_float("upscale", 4.0, "Whole-photo factor enhance and bicubic enlarge by.")
 flags.DEFINE_integer("limit", None, "Only the first N photos.")
 flags.DEFINE_float("tolerance", 0.02, "A face is blurrier when its sharpness is below (1 - tolerance) x bicubic's.")
-flags.DEFINE_string("output_dir", "photo_sharpness", "Where results.md and results.json go.")
+flags.DEFINE_string("output_dir", "out/photo_sharpness", "Where results.md and results.json go.")
 
 
 def sharpness(rgb: np.ndarray) -> float:

@@ -1,6 +1,6 @@
 """Which shipped model should get a face of a given size? Face-region PSNR of candidate rules.
 
-    python -m bench.routing_rules ../shared/data/lfw_dev --factors 1.5 2 3 4 6 8 --json out/routing_rules.json
+    python -m bench.routing_rules --input=../shared/data/lfw_dev --factors=1.5,2,3,4,6,8 --json=out/routing_rules.json
 
 Every photo is cropped to its central 240 x 240 (divisible by every factor), shrunk F times
 (bicubic, PIL's antialiased resize) and enhanced back F times by `enhance_lib.enhance_photo`
@@ -20,13 +20,13 @@ Prints Markdown; --json writes every number.
 
 from __future__ import annotations
 
-import argparse
 import collections
+import dataclasses
 import os
-import sys
 import time
 
 import numpy as np
+from absl import app, flags
 from PIL import Image
 
 from tf_stacksr import files, models
@@ -67,35 +67,58 @@ def band_of(native: float) -> str:
     return f"{low}-{high:g}" if high < 1e9 else f">{low}"
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder")
-    parser.add_argument("--factors", nargs="+", type=float, default=[1.5, 2, 3, 4, 6, 8])
-    parser.add_argument("--limit", type=int, help="only the first N photos")
-    parser.add_argument("--json", help="write the numbers here")
-    args = parser.parse_args(argv)
-    paths = files.list_images(args.folder)[: args.limit]
+BUILT = "the model below built for the face's size"  # scored where `smallest_fit` picks a built size
+BUILT_TOO = "smallest_fit, built sizes too"
+
+flags.DEFINE_string("input", None, "Folder of photos (searched recursively).")
+flags.DEFINE_list("factors", ["1.5", "2", "3", "4", "6", "8"],
+                  "Factors F to shrink the photos by and enhance them back.")
+flags.DEFINE_integer("limit", None, "Only the first N photos.")
+flags.DEFINE_string("json", None, "Write every number here.")
+
+
+@dataclasses.dataclass
+class Choices:
+    """Every choice a face can be sent to, as a Router each, and the LR sizes they take."""
+
+    routers: dict[str, routing.Router]
+    own_sizes: list[int]  # the clean routed models' own inputs
+    all_sizes: list[int]  # those and the sizes the models are also built for
+    name_of: dict[int, str]  # LR size -> the choice that runs it
+
+    @classmethod
+    def shipped(cls) -> "Choices":
+        loaded = {}
+
+        def load(name, lr_size=None):
+            if (name, lr_size) not in loaded:
+                loaded[name, lr_size] = models.load(name, lr_size=lr_size)
+            return loaded[name, lr_size]
+
+        entries = routing.routed_entries(degradation="bicubic")
+        routers = {"bicubic": routing.Router(rule=routing.bicubic, load=load, degradation="bicubic")}
+        for entry in entries:
+            routers[entry.name] = routing.Router(rule=lambda n, lrs, lr=entry.lr_size: lr, load=load,
+                                                 degradation="bicubic")
+        routers[BUILT] = routing.Router(rule=routing.smallest_fit, load=load, degradation="bicubic",
+                                        larger_min_upscale=1.0)  # measured at every factor
+        all_sizes = list(routers[BUILT].by_lr)
+        name_of = {lr: next((e.name for e in entries if e.lr_size == lr), BUILT) for lr in all_sizes}
+        return cls(routers, [e.lr_size for e in entries], all_sizes, name_of)
+
+    def pick(self, rule, row, sizes) -> str:
+        """The choice `rule` makes for a face among input `sizes`, as `routing.Router.choose` applies it."""
+        lr = rule(row["native"], sizes)
+        if lr is None or (lr > self.own_sizes[-1] and row["factor"] < routing.LARGER_MIN_UPSCALE):
+            return "bicubic"
+        return self.name_of[lr]
+
+
+def score_faces(paths, factors, choices: Choices) -> list[dict]:
+    """Per (photo, F) whose main face is found in the shrunk photo: its native size and the
+    face-region PSNR-Y of every choice."""
     detector = detect.make("yunet")
-    entries = routing.routed_entries(degradation="bicubic")
-    loaded = {}
-
-    def load(name, lr_size=None):
-        if (name, lr_size) not in loaded:
-            loaded[name, lr_size] = models.load(name, lr_size=lr_size)
-        return loaded[name, lr_size]
-
-    choices = {"bicubic": routing.Router(rule=routing.bicubic, load=load, degradation="bicubic")}
-    for entry in entries:
-        choices[entry.name] = routing.Router(rule=lambda n, lrs, lr=entry.lr_size: lr, load=load,
-                                                  degradation="bicubic")
-    own_sizes, largest = [e.lr_size for e in entries], entries[-1].lr_size
-    built = "the model below built for the face's size"  # scored where `smallest_fit` picks a built size
-    choices[built] = routing.Router(rule=routing.smallest_fit, load=load, degradation="bicubic",
-                                    larger_min_upscale=1.0)  # measured at every factor
-    all_sizes = list(choices[built].by_lr)
-    lr_of = {lr: next((e.name for e in entries if e.lr_size == lr), built) for lr in all_sizes}
     rows = []
-    start = time.perf_counter()
     for path in paths:
         with Image.open(path) as image:
             image = image.convert("RGB")
@@ -106,7 +129,7 @@ def main(argv=None) -> int:
         if not reference:
             continue
         box = align.dlib_box(reference[0].landmarks, reference[0].layout)
-        for factor in args.factors:
+        for factor in factors:
             side = round(SIDE / factor)
             small = np.asarray(original_image.resize((side, side), Image.BICUBIC))
             in_small = detector.detect(small)
@@ -119,69 +142,87 @@ def main(argv=None) -> int:
             native = enhance_lib.native_size(face, 0.7)
             options = enhance_lib.EnhanceOptions(upscale=factor, only_largest=True)
             row = {"file": os.path.relpath(path, REPO), "factor": factor, "native": native, "psnr_y": {}}
-            for name, router in choices.items():
-                if name == built and routing.smallest_fit(native, all_sizes) in own_sizes:
+            for name, router in choices.routers.items():
+                if name == BUILT and routing.smallest_fit(native, choices.all_sizes) in choices.own_sizes:
                     continue  # a model at its own size: scored above
                 out = enhance_lib.enhance_photo(small, router, options, Fixed([face])).image
                 assert out.shape == original.shape, (out.shape, original.shape)
                 row["psnr_y"][name] = face_psnr_y(out, original, box)
             rows.append(row)
-    seconds = time.perf_counter() - start
+    return rows
 
-    def pick(rule, row, sizes):
-        """The choice `rule` makes for a face among input `sizes`, as `routing.Router.choose` applies it."""
-        lr = rule(row["native"], sizes)
-        if lr is None or (lr > largest and row["factor"] < routing.LARGER_MIN_UPSCALE):
-            return "bicubic"
-        return lr_of[lr]
 
+def bold_best(means: dict) -> list[str]:
+    best = max(v for v in means.values() if v is not None)
+    return ["—" if v is None else f"**{v:.2f}**" if v >= best - 0.005 else f"{v:.2f}" for v in means.values()]
+
+
+def rules_table(rows, factors, choices: Choices) -> dict:
+    """Prints and returns each rule's mean PSNR-Y per factor (and over all)."""
     by_factor = collections.defaultdict(list)
     for row in rows:
         by_factor[row["factor"]].append(row)
-    rules_table = {}
-    print(f"{len(paths)} photos of {args.folder}, {len(rows)} (photo, F) faces scored, {seconds:.0f} s\n")
     print("Mean face-region PSNR-Y (dB) against the original photo, per rule among the models' own input"
           " sizes, and `smallest_fit` among those and the sizes each model is also built for (what enhance"
           " does):\n")
-    columns = [*routing.RULES, "smallest_fit, built sizes too"]
+    columns = [*routing.RULES, BUILT_TOO]
     print("| shrunk by F | faces | median native size (px) | " + " | ".join(columns) + " |")
     print("|---|---|---|" + "---|" * len(columns))
-    for factor in args.factors + ["all"]:
+    table = {}
+    for factor in factors + ["all"]:
         group = rows if factor == "all" else by_factor[factor]
         if not group:
             continue
-        means = {name: float(np.mean([r["psnr_y"][pick(rule, r, own_sizes)] for r in group]))
+        means = {name: float(np.mean([r["psnr_y"][choices.pick(rule, r, choices.own_sizes)] for r in group]))
                  for name, rule in routing.RULES.items()}
-        means[columns[-1]] = float(np.mean([r["psnr_y"][pick(routing.smallest_fit, r, all_sizes)] for r in group]))
-        rules_table[str(factor)] = {"faces": len(group), "median_native": float(np.median([r["native"] for r in group])),
-                                    "mean_psnr_y": means}
-        best = max(means.values())
-        cells = [f"**{v:.2f}**" if v >= best - 0.005 else f"{v:.2f}" for v in means.values()]
-        print(f"| {factor:g} | {len(group)} | {rules_table[str(factor)]['median_native']:.0f} | " + " | ".join(cells) + " |"
-              if factor != "all" else f"| all | {len(group)} | | " + " | ".join(cells) + " |")
-    bands_table = {}
+        means[BUILT_TOO] = float(np.mean([r["psnr_y"][choices.pick(routing.smallest_fit, r, choices.all_sizes)]
+                                          for r in group]))
+        table[str(factor)] = {"faces": len(group), "median_native": float(np.median([r["native"] for r in group])),
+                              "mean_psnr_y": means}
+        size = "" if factor == "all" else f"{table[str(factor)]['median_native']:.0f}"
+        label = "all" if factor == "all" else f"{factor:g}"
+        print(f"| {label} | {len(group)} | {size} | " + " | ".join(bold_best(means)) + " |")
+    return table
+
+
+def bands_table(rows, choices: Choices) -> dict:
+    """Prints and returns each choice's mean PSNR-Y per band of native face size."""
     by_band = collections.defaultdict(list)
     for row in rows:
         by_band[band_of(row["native"])].append(row)
     print("\nMean face-region PSNR-Y (dB) of each choice, by the face's native size:\n")
-    print("| native size (px) | faces | " + " | ".join(choices) + " |")
-    print("|---|---|" + "---|" * len(choices))
+    print("| native size (px) | faces | " + " | ".join(choices.routers) + " |")
+    print("|---|---|" + "---|" * len(choices.routers))
+    table = {}
     for low, high in BANDS:
         band = band_of(high if high < 1e9 else low + 1)
         group = by_band.get(band, [])
         if not group:
             continue
-        scored = {name: [r["psnr_y"][name] for r in group if name in r["psnr_y"]] for name in choices}
+        scored = {name: [r["psnr_y"][name] for r in group if name in r["psnr_y"]] for name in choices.routers}
         means = {name: float(np.mean(v)) if v else None for name, v in scored.items()}
-        bands_table[band] = {"faces": len(group), "mean_psnr_y": means}
-        best = max(v for v in means.values() if v is not None)
-        cells = ["—" if v is None else f"**{v:.2f}**" if v >= best - 0.005 else f"{v:.2f}" for v in means.values()]
-        print(f"| {band} | {len(group)} | " + " | ".join(cells) + " |")
+        table[band] = {"faces": len(group), "mean_psnr_y": means}
+        print(f"| {band} | {len(group)} | " + " | ".join(bold_best(means)) + " |")
+    return table
+
+
+def main(argv) -> None:
+    del argv
+    args = flags.FLAGS
+    if not args.input:
+        raise app.UsageError("--input: a folder of photos is required")
+    factors = [float(f) for f in args.factors]
+    paths = files.list_images(args.input)[: args.limit]
+    choices = Choices.shipped()
+    start = time.perf_counter()
+    rows = score_faces(paths, factors, choices)
+    seconds = time.perf_counter() - start
+    print(f"{len(paths)} photos of {args.input}, {len(rows)} (photo, F) faces scored, {seconds:.0f} s\n")
+    rules, bands = rules_table(rows, factors, choices), bands_table(rows, choices)
     if args.json:
-        files.write_json(args.json, {"folder": args.folder, "side": SIDE, "factors": args.factors,
-                                     "rules": rules_table, "bands": bands_table, "faces": rows}, sort_keys=False)
-    return 0
+        files.write_json(args.json, {"folder": args.input, "side": SIDE, "factors": factors,
+                                     "rules": rules, "bands": bands, "faces": rows}, sort_keys=False)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    app.run(main)

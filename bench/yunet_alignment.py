@@ -1,7 +1,7 @@
 """YuNet's alignment template, derived from dlib's, and how well YuNet-found faces align.
 
-    python -m bench.yunet_alignment --derive ../shared/data/celeba/train --limit 800 \\
-        --measure ../shared/data/lfw_dev tests/fixtures --shrink 2 4 8 --json out/yunet_alignment.json
+    python -m bench.yunet_alignment --derive=../shared/data/celeba/train --limit=800 \\
+        --measure=../shared/data/lfw_dev,tests/fixtures --shrink=2,4,8 --json=out/yunet_alignment.json
 
 The training crops are aligned from dlib's 5 points (eye corners + nose base) onto dlib's mean
 face (`align._UNIT_TEMPLATE`). YuNet gives other points (eye centres, nose tip, mouth corners),
@@ -24,19 +24,18 @@ on an enlarged copy), and on the photo's own whole pixels. Reported per method:
   60 dB, so means stay finite);
 - as a yardstick, dlib against itself: the eye offset of dlib's alignment of a 1.03x enlarged,
   2-degree rotated copy of each photo, mapped back.
---shrink F...: the same photos shrunk F times (bicubic), faces found by YuNet in the small photo,
+--shrink=F,...: the same photos shrunk F times (bicubic), faces found by YuNet in the small photo,
 and offsets measured against the reference from the *original* photo (scaled by 1 / F).
 Prints Markdown; --json writes every number.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 
 import cv2
 import numpy as np
+from absl import app, flags
 from PIL import Image
 
 from tf_stacksr import files
@@ -183,14 +182,16 @@ def print_rows(label, results, self_offset=None):
               f" {row['psnr_mean']:.1f} / {row['psnr_min']:.1f}{extra} |")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--derive", help="folder of photos to derive the template from")
-    parser.add_argument("--limit", type=int, default=800, help="faces to derive from")
-    parser.add_argument("--measure", nargs="*", default=[], help="folders of photos to measure alignment on")
-    parser.add_argument("--shrink", nargs="*", type=int, default=[], help="also measure on these folders shrunk F x")
-    parser.add_argument("--json", help="write the numbers here")
-    args = parser.parse_args(argv)
+flags.DEFINE_string("derive", None, "Folder of photos to derive the template from.")
+flags.DEFINE_integer("limit", 800, "Faces to derive from.")
+flags.DEFINE_list("measure", [], "Folders of photos to measure alignment on.")
+flags.DEFINE_list("shrink", [], "Also measure on the --measure folders shrunk by each of these factors.")
+flags.DEFINE_string("json", None, "Write every number here.")
+
+
+def main(argv) -> None:
+    del argv
+    args = flags.FLAGS
     dlib_detector = align.FaceAligner("hog")
     yunet_detector = detect.YuNetDetector(landmarks="yunet")
     report = {}
@@ -229,15 +230,14 @@ def main(argv=None) -> int:
             report.setdefault("agreement", {})[folder] = {**results, "dlib_self_eye_offset_mean": float(np.mean(selfs)),
                                                           "yunet_missed": missed}
             print_rows(folder, results, float(np.mean(selfs)))
-            for shrink in args.shrink:
+            for shrink in map(int, args.shrink):
                 pairs, missed = found_pairs(paths, dlib_detector, yunet_detector, shrink=shrink)
                 results = measure(pairs, dlib_detector)
                 report.setdefault("shrunk", {}).setdefault(folder, {})[shrink] = {**results, "yunet_missed": missed}
                 print_rows(f"{folder} / {shrink}", results)
     if args.json:
         files.write_json(args.json, report, sort_keys=False)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    app.run(main)

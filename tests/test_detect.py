@@ -105,7 +105,8 @@ def test_small_faces_get_dlibs_points_from_an_enlarged_copy(yunet_points, aligne
         photo, dlib_face = detected_face(path)
         small = rgb(path, 1 / 8)
         reference = (dlib_face.landmarks + 0.5) * small.shape[1] / photo.shape[1] - 0.5
-        found = [f for f in yunet_points.detect(small) if detect.box_iou(f.box, (np.asarray(dlib_face.box) + 0.5) / 8 - 0.5) > 0.3]
+        box = tuple((np.asarray(dlib_face.box) + 0.5) / 8 - 0.5)
+        found = [f for f in yunet_points.detect(small) if detect.box_iou(f.box, box) > 0.3]
         enlarged += list(eye_offset(reference, aligner.dlib_landmarks(small, found[0])))
         whole_pixels += list(eye_offset(reference, aligner.dlib_landmarks(small, found[0], enlarge_to=None)))
     assert len(enlarged) >= 60
