@@ -68,3 +68,53 @@ def test_pipeline_jitters_targets_and_inputs_together_and_resumes_exactly(tmp_pa
     resumed_x, _ = next(iter(make(2)))
     np.testing.assert_array_equal(resumed_x.numpy(), batches[2][0])
     assert plain_x.shape == x.shape
+
+
+def test_crop_cuts_the_box_at_the_faces_own_resolution():
+    """A full box leaves the face as it is; a box on a ramp samples the ramp where the box says."""
+    face = smooth_face(128)
+    np.testing.assert_allclose(jitter.crop(face, tf.constant([0.0, 0.0, 1.0, 1.0])).numpy(), face.numpy(), atol=1e-6)
+    size = 128
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    ramp = np.stack([0.01 * x - 0.6, 0.008 * y - 0.5, 0.005 * (x + y) - 0.6], axis=-1)
+    out = jitter.crop(tf.constant(ramp), tf.constant([0.2, 0.2, 0.8, 0.8])).numpy()
+    assert out.shape == ramp.shape
+    xs, ys = 0.2 * (size - 1) + 0.6 * x, 0.2 * (size - 1) + 0.6 * y  # crop_and_resize's sampling of the box
+    expected = np.stack([0.01 * xs - 0.6, 0.008 * ys - 0.5, 0.005 * (xs + ys) - 0.6], axis=-1)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_crop_boxes_are_keyed_centred_squares_within_the_range():
+    options = jitter.Jitter(crop_min=0.6)
+    boxes = np.array([options.crop_box(tf.constant([3, i], tf.int64)).numpy() for i in range(300)])
+    np.testing.assert_array_equal(boxes[11], options.crop_box(tf.constant([3, 11], tf.int64)).numpy())
+    sides = boxes[:, 2] - boxes[:, 0]
+    np.testing.assert_allclose(boxes[:, 0] + boxes[:, 2], 1.0, atol=1e-6)  # centred
+    np.testing.assert_allclose(sides, boxes[:, 3] - boxes[:, 1], atol=1e-6)  # square
+    assert sides.min() >= 0.6 - 1e-6 and sides.max() <= 1.0
+    # log-uniform: half of the draws below the geometric middle of the range
+    assert 0.4 < np.mean(sides < np.sqrt(0.6)) < 0.6 and sides.min() < 0.62 and sides.max() > 0.98
+    assert jitter.Jitter().crop_box(tf.constant([3, 1], tf.int64)) is None
+    for bad in (0.2, 1.1):
+        with pytest.raises(ValueError, match="jitter_crop"):
+            jitter.Jitter(crop_min=bad)
+
+
+def test_pipeline_crops_prepared_faces_before_resizing_them(tmp_path):
+    """With --jitter_crop every target is the prepared 64 px face cut by its keyed box and then
+    resized to 32 px: the same view as cutting the already resized face, but sharper (measured:
+    1.2-1.6x its gradient energy on these faces)."""
+    out = str(tmp_path / "prepared")
+    prepare.prepare(os.path.join(FIXTURES, "celeba"), out,
+                    prepare.PrepareOptions(size=64, split="identity", test_fraction=0.25, shard_size=8, workers=1),
+                    progress=False)
+    stages, options = (8, 16, 32), jitter.Jitter(crop_min=0.5)
+    _, plain = next(iter(pipeline.training_dataset(out, stages, global_batch_size=8, seed=1)))
+    _, cropped = next(iter(pipeline.training_dataset(out, stages, global_batch_size=8, seed=1, jitter=options)))
+    plain, cropped = plain[-1].numpy(), cropped[-1].numpy()
+    energy = lambda a: np.mean(np.diff(a, axis=0) ** 2) + np.mean(np.diff(a, axis=1) ** 2)  # noqa: E731
+    for i in range(8):
+        box = options.crop_box(tf.constant([1, i], tf.int64)).numpy()
+        late = jitter.crop(tf.constant(plain[i]), tf.constant(box)).numpy()  # the same face, the same flip
+        assert np.abs(cropped[i] - late).mean() < 0.06
+        assert energy(cropped[i]) > 1.15 * energy(late)

@@ -19,6 +19,7 @@ _NORMS = ("instance", "batch", "none")
 _STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 _PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 _DEGRADATIONS = ("bicubic", "realistic")
+MIN_JITTER_CROP = 0.3  # --jitter_crop: tighter crops would enlarge a face more than 3x
 
 
 def option(default: Any, help_text: str, **extra: Any) -> Any:
@@ -43,6 +44,7 @@ class Config:
     degradation: str = option("bicubic", "How training LR inputs are made: bicubic (the paper) or realistic (random blur, noise and JPEG; see docs/data.md).", choices=_DEGRADATIONS, group="data")
     jitter_shift: float = option(0.0, "Training augmentation: shift each face by a random sub-pixel amount up to this many HR pixels per axis, so every epoch gives new LR inputs (see tf_stacksr/data/jitter.py); 0 is off.", group="data")
     jitter_zoom: float = option(0.0, "Training augmentation: zoom each face by a random factor in 1 +- this fraction; 0 is off.", group="data")
+    jitter_crop: float = option(1.0, "Training augmentation for other aligners' framings: cut each prepared face to a random centred square of between this fraction and all of its side, at its prepared resolution, before resizing it to the HR size; faces prepared at --face_scale s then span s to s / this of the crop (see tf_stacksr/data/jitter.py); 1 is off.", group="data")
     # Generator.
     res_blocks: int = option(4, "m: residual structures per upsampling stage (paper: 4).", group="generator")
     res_convs: int = option(4, "n: convolutions in each residual structure (paper: 4).", group="generator")
@@ -143,6 +145,8 @@ class Config:
             fail("jitter_shift", self.jitter_shift, "a shift in HR pixels >= 0")
         if not 0 <= self.jitter_zoom < 0.5:
             fail("jitter_zoom", self.jitter_zoom, "a zoom fraction in [0, 0.5)")
+        if not MIN_JITTER_CROP <= self.jitter_crop <= 1:
+            fail("jitter_crop", self.jitter_crop, f"a fraction of the side in [{MIN_JITTER_CROP}, 1]")
         if self.diff_augment:
             from tf_stacksr.data import (
                 diff_augment,  # TensorFlow; so config and networks import without it

@@ -19,6 +19,11 @@ def pipeline_slice(global_batch_size: int, input_context: tf.distribute.InputCon
             input_context.get_per_replica_batch_size(global_batch_size))
 
 
+def example_key(seed: int, index: tf.Tensor) -> tf.Tensor:
+    """The stateless key [2] int64 every random draw of training example `index` derives from."""
+    return tf.stack([tf.cast(seed, tf.int64), index])
+
+
 def training_example(face: tf.Tensor, index: tf.Tensor, seed: int, stage_sizes: Sequence[int], degradation=None,
                      jitter: jitter_lib.Jitter | None = None):
     """Flip example `index` by a coin keyed on (seed, index), then make its (inputs, targets).
@@ -27,7 +32,7 @@ def training_example(face: tf.Tensor, index: tf.Tensor, seed: int, stage_sizes: 
     `degrade.Degradation`, or None for the paper's bicubic input) makes its input. Both draw
     from the same key, so a resumed run reproduces every example exactly.
     """
-    key = tf.stack([tf.cast(seed, tf.int64), index])
+    key = example_key(seed, index)
     face = tf.image.stateless_random_flip_left_right(face, seed=key)
     if jitter is not None:
         face = jitter_lib.apply(face, jitter, key)

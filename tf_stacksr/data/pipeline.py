@@ -45,14 +45,14 @@ def _folders_of_one_kind(data_dir: str) -> tuple[list[str], bool]:
     return folders, prepared[0]
 
 
-def load_face(path: tf.Tensor, size: int) -> tf.Tensor:
-    """Decode an already-cropped face, centre-crop it square and resize to `size`: float [-1, 1]."""
+def load_face(path: tf.Tensor, size: int, box: tf.Tensor | None = None) -> tf.Tensor:
+    """Decode an already-cropped face, centre-crop it square and resize to `size`: float [-1, 1]
+    (`shards.resize_face`, with its optional `box`)."""
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     h, w = tf.shape(image)[0], tf.shape(image)[1]
     side = tf.minimum(h, w)
     image = tf.image.crop_to_bounding_box(image, (h - side) // 2, (w - side) // 2, side, side)
-    image = tf.image.resize(pairs.uint8_to_float(image), [size, size], method="bicubic", antialias=True)
-    return tf.clip_by_value(image, -1.0, 1.0)
+    return shards.resize_face(image, size, box)
 
 
 def _file_index(i: tf.Tensor, n: int, seed: int) -> tf.Tensor:
@@ -93,7 +93,8 @@ def training_dataset(
     first_batch = start_step * (global_batch_size // batch)
 
     def example(i: tf.Tensor):
-        face = load_face(files[_file_index(i, n, seed)], hr_size)
+        box = jitter.crop_box(batching.example_key(seed, i)) if jitter is not None else None
+        face = load_face(files[_file_index(i, n, seed)], hr_size, box)
         return batching.training_example(face, i, seed, stage_sizes, degradation, jitter)
 
     ds = tf.data.Dataset.range(first_batch, tf.int64.max).shard(pipelines, pipeline_id)

@@ -60,15 +60,19 @@ def pooled_split_files(data_dirs: str | Sequence[str], split: str) -> tuple[list
     return files, n
 
 
-def resize_face(face: tf.Tensor, size: int) -> tf.Tensor:
-    """uint8 face at its prepared size -> float [-1, 1] at `size` (antialiased bicubic if the sizes differ)."""
-    image = tf.image.resize(pairs.uint8_to_float(face), [size, size], method="bicubic", antialias=True)
+def resize_face(face: tf.Tensor, size: int, box: tf.Tensor | None = None) -> tf.Tensor:
+    """uint8 face at its prepared size -> float [-1, 1] at `size` (antialiased bicubic if the sizes
+    differ); `box` (`jitter.Jitter.crop_box`) first cuts a square of it at its own resolution."""
+    image = pairs.uint8_to_float(face)
+    if box is not None:
+        image = jitter_lib.crop(image, box)
+    image = tf.image.resize(image, [size, size], method="bicubic", antialias=True)
     return tf.clip_by_value(image, -1.0, 1.0)
 
 
-def load_record(serialized: tf.Tensor, size: int) -> tf.Tensor:
+def load_record(serialized: tf.Tensor, size: int, box: tf.Tensor | None = None) -> tf.Tensor:
     """Serialized example -> float [-1, 1] face at `size` (`resize_face`)."""
-    return resize_face(records.decode_face(records.parse_example(serialized)["image"]), size)
+    return resize_face(records.decode_face(records.parse_example(serialized)["image"]), size, box)
 
 
 def _epoch_records(files: tf.Tensor, seed: int, epoch: tf.Tensor) -> tf.data.Dataset:
@@ -110,7 +114,8 @@ def training_dataset(
     stream = stream.batch(batch, drop_remainder=True).shard(pipelines, pipeline_id).unbatch()
 
     def example(i: tf.Tensor, serialized: tf.Tensor):
-        return batching.training_example(load_record(serialized, hr_size), i, seed, stage_sizes, degradation, jitter)
+        box = jitter.crop_box(batching.example_key(seed, i)) if jitter is not None else None
+        return batching.training_example(load_record(serialized, hr_size, box), i, seed, stage_sizes, degradation, jitter)
 
     ds = stream.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -231,7 +231,7 @@ class Trainer:
             lambda ctx: pipeline.training_dataset(cfg.data_dir, cfg.stage_sizes, global_batch_size=cfg.batch_size,
                                                   seed=cfg.seed, start_step=start_step, input_context=ctx,
                                                   degradation=degrade.Degradation() if cfg.degradation == "realistic" else None,
-                                                  jitter=jitter.Jitter(cfg.jitter_shift, cfg.jitter_zoom)))
+                                                  jitter=jitter.Jitter(cfg.jitter_shift, cfg.jitter_zoom, cfg.jitter_crop)))
 
     def learning_rates(self) -> dict[str, float]:
         rates = {"lr/generator": float(self.g_opt.learning_rate)}
