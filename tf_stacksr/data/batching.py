@@ -24,6 +24,11 @@ def example_key(seed: int, index: tf.Tensor) -> tf.Tensor:
     return tf.stack([tf.cast(seed, tf.int64), index])
 
 
+def crop_box(jitter: jitter_lib.Jitter | None, seed: int, index: tf.Tensor) -> tf.Tensor | None:
+    """The square example `index`'s prepared face is cut to before its resize (`Jitter.crop_box`), or None."""
+    return jitter.crop_box(example_key(seed, index)) if jitter is not None else None
+
+
 def training_example(face: tf.Tensor, index: tf.Tensor, seed: int, stage_sizes: Sequence[int], degradation=None,
                      jitter: jitter_lib.Jitter | None = None):
     """Flip example `index` by a coin keyed on (seed, index), then make its (inputs, targets).

@@ -44,7 +44,8 @@ class Jitter:
         if not 0 <= self.zoom < 0.5:
             raise ValueError(f"--jitter_zoom={self.zoom!r}: expected a zoom fraction in [0, 0.5)")
         if not MIN_JITTER_CROP <= self.crop_min <= 1:
-            raise ValueError(f"--jitter_crop={self.crop_min!r}: expected a fraction of the side in [{MIN_JITTER_CROP}, 1]")
+            raise ValueError(f"--jitter_crop={self.crop_min!r}: expected a fraction of the side in"
+                             f" [{MIN_JITTER_CROP}, 1]")
 
     @property
     def active(self) -> bool:

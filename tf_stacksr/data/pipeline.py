@@ -93,8 +93,7 @@ def training_dataset(
     first_batch = start_step * (global_batch_size // batch)
 
     def example(i: tf.Tensor):
-        box = jitter.crop_box(batching.example_key(seed, i)) if jitter is not None else None
-        face = load_face(files[_file_index(i, n, seed)], hr_size, box)
+        face = load_face(files[_file_index(i, n, seed)], hr_size, batching.crop_box(jitter, seed, i))
         return batching.training_example(face, i, seed, stage_sizes, degradation, jitter)
 
     ds = tf.data.Dataset.range(first_batch, tf.int64.max).shard(pipelines, pipeline_id)

@@ -114,8 +114,8 @@ def training_dataset(
     stream = stream.batch(batch, drop_remainder=True).shard(pipelines, pipeline_id).unbatch()
 
     def example(i: tf.Tensor, serialized: tf.Tensor):
-        box = jitter.crop_box(batching.example_key(seed, i)) if jitter is not None else None
-        return batching.training_example(load_record(serialized, hr_size, box), i, seed, stage_sizes, degradation, jitter)
+        face = load_record(serialized, hr_size, batching.crop_box(jitter, seed, i))
+        return batching.training_example(face, i, seed, stage_sizes, degradation, jitter)
 
     ds = stream.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
