@@ -40,6 +40,7 @@ from bench.device import cpu_name
 from bench.measure import budget_seconds, lr_faces, op_time_shares
 from tf_stacksr import models
 from tf_stacksr.data import pairs
+from tf_stacksr.networks import run_stages
 from tf_stacksr.serving import export_lib
 
 # Child-process settings: name -> (environment, intra-op threads, inter-op threads); 0 = TF's default.
@@ -82,11 +83,7 @@ def variants(cfg, generator, served) -> dict:
         return pairs.float_to_uint8(blurry)
 
     def from_blurry(blurry):  # stages_from_uint8 after its bicubic pre-upscale (which XLA cannot compile)
-        out = tf.cast(generator(blurry, training=False)[-1], tf.float32)
-        if flip:
-            out = (out + tf.reverse(tf.cast(generator(tf.reverse(blurry, axis=[2]), training=False)[-1], tf.float32),
-                                    axis=[2])) / 2.0
-        return pairs.float_to_uint8(out)
+        return pairs.float_to_uint8(run_stages(generator, blurry, flip)[-1])
 
     compiled = tf.function(from_blurry, jit_compile=True)
     xla = tf.function(lambda lr: compiled(pairs.upscale(pairs.uint8_to_float(lr), hr)), input_signature=spec)

@@ -29,6 +29,8 @@ def test_stage_sizes(hr_size, scale, stages):
     (dict(identity_face_scale=2.0), "--identity_face_scale"),
     (dict(jitter_shift=-1.0), "--jitter_shift"), (dict(jitter_zoom=0.5), "--jitter_zoom"),
     (dict(diff_augment="color,flip"), "--diff_augment"),
+    (dict(distill_weight=1.0), "--teacher"), (dict(teacher="celeba_16to64_psnr"), "--distill_weight"),
+    (dict(teacher="celeba_16to64_psnr", distill_weight=-1.0), "--distill_weight"),
 ])
 def test_bad_values_name_the_flag(changes, flag):
     with pytest.raises(ValueError, match=flag):

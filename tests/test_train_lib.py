@@ -145,8 +145,54 @@ def test_init_from_a_packed_model(tmp_path):
     with pytest.raises(ValueError, match="--up_filters"):
         train_lib.Trainer(tiny_config(tmp_path / "other", up_filters=16, init_from=folder)).restore()
     # a shipped model's name resolves to its packed folder (here: refused, the tiny net differs)
-    with pytest.raises(ValueError, match="weights/celeba_16to64_psnr holds a run with another architecture"):
+    with pytest.raises(ValueError, match="weights/celeba_16to64_psnr: another generator architecture"):
         train_lib.Trainer(tiny_config(tmp_path / "named", init_from="celeba_16to64_psnr")).restore()
+
+
+def test_init_from_a_model_with_more_residual_structures(tmp_path):
+    """A leaner run (fewer --res_blocks) takes the source's first residual structures, layer by
+    layer; a run with more than its source is refused."""
+    cfg = tiny_config(tmp_path / "source", res_blocks=3)
+    source = train_lib.Trainer(cfg)
+    rng = np.random.default_rng(0)
+    for weight in source.generator.weights:
+        weight.assign(rng.normal(0, 0.1, weight.shape).astype(np.float32))
+    folder = packed.pack(cfg, source.generator, str(tmp_path / "packed"), quantized=False)
+    lean = train_lib.Trainer(tiny_config(tmp_path / "lean", res_blocks=1, init_from=folder))
+    assert lean.restore() == 0
+    source_weights = {w.path: w.numpy() for w in source.generator.weights}
+    assert len(lean.generator.weights) < len(source_weights)
+    for weight in lean.generator.weights:
+        assert "res1" not in weight.path and "res2" not in weight.path
+        np.testing.assert_array_equal(weight.numpy(), source_weights[weight.path])
+    with pytest.raises(ValueError, match=r"--res_blocks=4 \(it has 3"):
+        train_lib.Trainer(tiny_config(tmp_path / "more", res_blocks=4, init_from=folder)).restore()
+
+
+def test_distillation_term_is_l1_to_the_teachers_flip_ensemble(tmp_path):
+    """The per-stage distill term is the mean absolute difference between the generator's
+    outputs and the teacher's flip-ensembled ones, computed here independently in NumPy."""
+    cfg = tiny_config(tmp_path / "teacher")
+    teacher = train_lib.Trainer(cfg)
+    rng = np.random.default_rng(1)
+    for weight in teacher.generator.weights:
+        weight.assign(weight.numpy() + rng.normal(0, 0.05, weight.shape).astype(np.float32))
+    folder = packed.pack(cfg.replace(flip_ensemble=True), teacher.generator, str(tmp_path / "packed"), quantized=False)
+    student = train_lib.Trainer(tiny_config(tmp_path / "student", teacher=folder, distill_weight=0.5))
+    assert student.teacher_flip
+    inputs, targets = next(iter(student.dataset(0)))
+    _, _, terms = student._losses(inputs, targets)
+    x = inputs.numpy()
+    plain = [o.numpy() for o in teacher.generator(x, training=False)]
+    mirrored = [o.numpy()[:, :, ::-1] for o in teacher.generator(x[:, :, ::-1], training=False)]
+    outputs = [o.numpy() for o in student.generator(x, training=True)]
+    for k, name in enumerate(["lr", "x2", "x4"]):
+        expected = np.abs(outputs[k] - (plain[k] + mirrored[k]) / 2).mean(axis=(1, 2, 3))
+        np.testing.assert_allclose(terms[f"distill/{name}"].numpy(), expected, rtol=1e-4, atol=1e-6)
+    other = tiny_config(tmp_path / "x2", hr_size=32, scale=2)
+    x2_teacher = packed.pack(other, train_lib.Trainer(other).generator, str(tmp_path / "x2_packed"))
+    with pytest.raises(ValueError, match="x2, this run x4"):
+        train_lib.Trainer(tiny_config(tmp_path / "s", teacher=x2_teacher, distill_weight=1.0))
 
 
 def test_realistic_degradation_changes_only_the_inputs(tmp_path):

@@ -60,6 +60,8 @@ class Config:
     adv_weight: float = option(1.0, "Weight of the adversarial terms; 0 trains the PSNR-oriented model (L1 only, no discriminators updated).", group="discriminators and losses")
     bb_weight: float = option(1.0, "Weight of the paper's L_BB' term (stage-1 pair conditioned on the LR ground truth).", group="discriminators and losses")
     identity_weight: float = option(0.0, "Weight of the identity term (ours): distance of dlib face descriptors of the final output and the ground truth; 0 turns it off.", group="discriminators and losses")
+    teacher: str = option("", "Knowledge distillation: a model (shipped name, packed folder or training run) of the same scale whose outputs, with its own flip-ensemble setting, the generator also learns to match at every stage, e.g. to fold a teacher's flip ensemble into a leaner --res_blocks (start it with --init_from=the teacher); needs --distill_weight > 0.", group="discriminators and losses")
+    distill_weight: float = option(0.0, "Weight of the per-stage L1 distance to --teacher's outputs; 0 turns it off.", group="discriminators and losses")
     diff_augment: str = option("", "DiffAugment policies applied alike to each discriminator's condition and image, comma-separated from color, translation, cutout (see tf_stacksr/data/diff_augment.py); empty is off.", group="discriminators and losses")
     identity_face_scale: float = option(0.7, "The --face_scale the training faces were prepared with, which places dlib's descriptor chip for the identity term.", group="discriminators and losses")
     # Inference.
@@ -138,9 +140,13 @@ class Config:
             fail("per_replica_batch_size", self.per_replica_batch_size, "0 (use --batch_size) or a batch size >= 1")
         if self.res_kernel % 2 == 0:
             fail("res_kernel", self.res_kernel, "an odd kernel size")
-        for name in ("lambda_l1", "adv_weight", "bb_weight", "identity_weight", "g_lr", "d_lr"):
+        for name in ("lambda_l1", "adv_weight", "bb_weight", "identity_weight", "distill_weight", "g_lr", "d_lr"):
             if getattr(self, name) < 0:
                 fail(name, getattr(self, name), "a value >= 0")
+        if self.distill_weight > 0 and not self.teacher:
+            fail("teacher", self.teacher, "a model to distil from, as --distill_weight > 0")
+        if self.teacher and self.distill_weight <= 0:
+            fail("distill_weight", self.distill_weight, f"a weight > 0 for --teacher={self.teacher!r}")
         if self.jitter_shift < 0:
             fail("jitter_shift", self.jitter_shift, "a shift in HR pixels >= 0")
         if not 0 <= self.jitter_zoom < 0.5:

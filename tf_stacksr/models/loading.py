@@ -43,16 +43,38 @@ def _generator_of(path: str) -> tuple[Config, keras.Model]:
     return cfg, generator
 
 
-def assign_generator(source: str, generator: keras.Model) -> str:
-    """Set `generator`'s weights from `source` (shipped name, packed model or run); returns the folder.
+def check_init_source(cfg: Config, path: str) -> None:
+    """Raise ValueError unless a run of `cfg` can start from the generator in `path` (`assign_generator`)."""
+    source = runs.load_config(path)
+    diffs = [f"--{k}={getattr(cfg, k)!r} (it has {getattr(source, k)!r})" for k in config_lib.GENERATOR_FIELDS
+             if k != "res_blocks" and getattr(cfg, k) != getattr(source, k)]
+    if cfg.res_blocks > source.res_blocks:
+        diffs.append(f"--res_blocks={cfg.res_blocks} (it has {source.res_blocks}; a run may have as many or fewer)")
+    if diffs:
+        raise ValueError(f"--init_from={path}: another generator architecture: " + "; ".join(diffs))
 
-    Used to start training from another model (`--init_from`): the architectures must match.
+
+def assign_generator(source: str, generator: keras.Model, cfg: Config) -> str:
+    """Set `generator`'s weights (built from `cfg`) from `source` (shipped name, packed model or run).
+
+    Used to start training from another model (`--init_from`); returns the source's folder. The
+    architectures must match (`check_init_source`), except that the source may have more residual
+    structures per stage (--res_blocks): the run then takes the source's first ones, layer by
+    layer. Each structure adds a correction to its input (z + F(z)), so the network without the
+    last ones still works and only has to adapt, e.g. distilled from the source (--teacher).
     """
     path = zoo.resolve(source)
-    if layout.is_packed(path):
-        packed.assign_weights(path, generator)
-    else:
-        runs.restore_generator(path, generator)
+    check_init_source(cfg, path)
+    if runs.load_config(path).res_blocks == cfg.res_blocks:
+        if layout.is_packed(path):
+            packed.assign_weights(path, generator)
+        else:
+            runs.restore_generator(path, generator)
+        return path
+    source_layers = {layer.name: layer for layer in _generator_of(path)[1].layers}
+    for layer in generator.layers:
+        if layer.weights:
+            layer.set_weights(source_layers[layer.name].get_weights())
     return path
 
 

@@ -25,6 +25,7 @@ import tensorflow as tf
 from tf_stacksr import config as config_lib
 from tf_stacksr.config import Config
 from tf_stacksr.data import pairs
+from tf_stacksr.networks import run_stages
 from tf_stacksr.serving import signatures
 
 
@@ -54,20 +55,13 @@ class Bicubic:
 
 def stages_from_uint8(generator: keras.Model, lr: tf.Tensor, hr_size: int, flip_ensemble: bool = False,
                       upscale: Callable[[tf.Tensor, int], tf.Tensor] = pairs.upscale) -> list[tf.Tensor]:
-    """uint8 LR batch -> every stage's output as uint8, LR first, HR last.
+    """uint8 LR batch -> every stage's output as uint8, LR first, HR last (`networks.run_stages`).
 
-    One generator pass, or with `flip_ensemble` two: the face and its mirror image, whose output
-    is mirrored back and averaged in (the self-ensemble of EDSR, Lim et al. 2017, restricted to
-    the one symmetry faces have). The result is exactly mirror-equivariant and less noisy.
     `upscale` makes the network input A (`pairs.upscale`; the LiteRT export passes the same map
     written with ops LiteRT has).
     """
     blurry = upscale(pairs.uint8_to_float(lr), hr_size)
-    outputs = [tf.cast(o, tf.float32) for o in generator(blurry, training=False)]
-    if flip_ensemble:
-        mirrored = generator(tf.reverse(blurry, axis=[2]), training=False)
-        outputs = [(o + tf.reverse(tf.cast(m, tf.float32), axis=[2])) / 2.0 for o, m in zip(outputs, mirrored)]
-    return [pairs.float_to_uint8(o) for o in outputs]
+    return [pairs.float_to_uint8(o) for o in run_stages(generator, blurry, flip_ensemble)]
 
 
 class GeneratorUpscaler:

@@ -29,7 +29,7 @@ from tf_stacksr.config import ARCHITECTURE_FIELDS, Config
 from tf_stacksr.data import degrade, diff_augment, jitter, pairs, pipeline
 from tf_stacksr.metrics import image as image_metrics
 from tf_stacksr.models import layout, runs
-from tf_stacksr.networks import build_discriminators, build_generator
+from tf_stacksr.networks import build_discriminators, build_generator, run_stages
 from tf_stacksr.networks.face_descriptor import FaceDescriptor
 from tf_stacksr.networks.stacked import stage_name
 from tf_stacksr.training import distribute, losses
@@ -95,6 +95,7 @@ class Trainer:
                     ConstantThenLinearDecay(cfg.d_lr, decay_start, cfg.train_steps), beta_1=cfg.beta1))
                 self.d_opt.build(self.d_vars)
             self.descriptor = FaceDescriptor() if cfg.identity_weight > 0 else None
+            self.teacher, self.teacher_flip = self._load_teacher(cfg)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             trackables = {"step": self.step, "generator": self.generator, "g_opt": self.g_opt}
             if self.adversarial:
@@ -104,6 +105,18 @@ class Trainer:
             self.checkpoint, distribute.checkpoint_write_dir(cfg.model_dir, self.strategy),
             max_to_keep=cfg.keep_checkpoints)
         self._compute = tf.function(self._losses_and_grads, jit_compile=cfg.jit_compile)
+
+    @staticmethod
+    def _load_teacher(cfg: Config) -> tuple[keras.Model | None, bool]:
+        """--teacher's generator, built for this run's sizes, and whether it runs with its flip ensemble."""
+        if not cfg.teacher:
+            return None, False
+        scale = runs.load_config(models.resolve(cfg.teacher)).scale
+        if scale != cfg.scale:
+            raise ValueError(f"--teacher={cfg.teacher}: it upscales x{scale}, this run x{cfg.scale}")
+        teacher_cfg, teacher = models.load_generator(cfg.teacher, lr_size=cfg.lr_size)
+        teacher.trainable = False
+        return teacher, teacher_cfg.flip_ensemble
 
     # ---- checkpoints ---------------------------------------------------------------------
     def restore(self) -> int:
@@ -122,13 +135,12 @@ class Trainer:
         return int(self.step.numpy())
 
     def initialise_generator(self, source: str) -> None:
-        """Start from another model's generator (same architecture); optimisers start fresh.
+        """Start from another model's generator (`models.assign_generator`); optimisers start fresh.
 
         `source` is a finished run, a packed model or a shipped model's name, so that a shipped
         model can be fine-tuned on one's own faces (discriminators are never shipped: they start fresh).
         """
-        check_resumable(self.cfg, models.resolve(source))
-        logging.info("Generator initialised from %s", models.assign_generator(source, self.generator))
+        logging.info("Generator initialised from %s", models.assign_generator(source, self.generator, self.cfg))
 
     def save(self) -> str:
         """Every worker saves (it may take part in collectives); returns the chief's checkpoint path.
@@ -190,6 +202,12 @@ class Trainer:
                 per_example.update(terms)
                 for g_part, d_part in zip(g_parts, d_parts):
                     g_total, d_total = g_total + g_part, d_total + d_part
+        if self.teacher is not None:
+            taught = run_stages(self.teacher, inputs, self.teacher_flip)
+            for k, (output, target) in enumerate(zip(outputs, taught)):
+                distill = losses.l1_loss(output, tf.stop_gradient(target))
+                per_example[f"distill/{stage_name(k)}"] = distill
+                g_total += cfg.distill_weight * distill
         if self.descriptor is not None:
             identity = losses.identity_distance(self.descriptor, outputs[-1], targets[-1], cfg.identity_face_scale)
             per_example[f"identity/{stage_name(len(outputs) - 1)}"] = identity
