@@ -318,10 +318,12 @@ def train(cfg: Config, strategy: tf.distribute.Strategy | None = None) -> dict[s
                 for k, v in {**terms, **trainer.learning_rates(), "perf/images_per_sec": rate * cfg.batch_size}.items():
                     tf.summary.scalar(k, v, step=step)
                 identity = [v for k, v in terms.items() if k.startswith("identity/")]
-                logging.info("step %d/%d | %.1f img/s | g %.4f%s | L1 %s%s | ETA %s", step, cfg.train_steps,
+                distill = " ".join(f"{v:.4f}" for k, v in terms.items() if k.startswith("distill/"))
+                logging.info("step %d/%d | %.1f img/s | g %.4f%s | L1 %s%s%s | ETA %s", step, cfg.train_steps,
                              rate * cfg.batch_size, terms["g_total"],
                              f" d {terms['d_total']:.4f}" if "d_total" in terms else "",
                              " ".join(f"{v:.4f}" for k, v in terms.items() if k.startswith("l1/")),
+                             f" | distill {distill}" if distill else "",
                              f" | identity {identity[0]:.3f}" if identity else "",
                              _format_eta((cfg.train_steps - step) / max(rate, 1e-9)))
                 t_log, s_log = now, step
