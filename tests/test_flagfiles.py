@@ -70,6 +70,7 @@ SHIPPED_FROM = {
     "celeba_16to64_gan_resume": ("celeba_16to64_gan", {"model_dir", "flip_ensemble"}),
     "celeba_32to128_psnr": ("celeba_32to128_psnr", {"flip_ensemble"}),
     "celeba_16to64_realistic": ("celeba_16to64_realistic", {"flip_ensemble"}),
+    "celeba_16to64_fast": ("celeba_16to64_fast", set()),
     "celeba_32to128_realistic": ("celeba_32to128_realistic", set()),
     "ffhq_celeba_64to256_realistic": ("ffhq_celeba_64to256_realistic", set()),
     # tools/train_l1_keras.py reads a faces file and runs for --minutes, not --data_dir/--train_steps.

@@ -49,7 +49,7 @@ def test_models_ship_and_are_small():
 
 
 @pytest.mark.parametrize("name, hr_size, min_gain_db",
-                         [(zoo.PSNR_MODEL, 64, 3.0), (zoo.GAN_MODEL, 64, 2.0),
+                         [(zoo.PSNR_MODEL, 64, 3.0), (zoo.GAN_MODEL, 64, 2.0), ("celeba_16to64_fast", 64, 3.0),
                           ("celeba_32to128_psnr", 128, 3.0)])
 def test_shipped_model_beats_bicubic_on_unseen_identities(aligned_faces, name, hr_size, min_gain_db):
     hr = resized(aligned_faces, hr_size)  # HR as training reads the 128 px shards
