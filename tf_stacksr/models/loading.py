@@ -43,8 +43,9 @@ def _generator_of(path: str) -> tuple[Config, keras.Model]:
     return cfg, generator
 
 
-def check_init_source(cfg: Config, path: str) -> None:
-    """Raise ValueError unless a run of `cfg` can start from the generator in `path` (`assign_generator`)."""
+def check_init_source(cfg: Config, path: str) -> Config:
+    """The Config of the generator in `path`; ValueError unless a run of `cfg` can start from it
+    (`assign_generator`)."""
     source = runs.load_config(path)
     diffs = [f"--{k}={getattr(cfg, k)!r} (it has {getattr(source, k)!r})" for k in config_lib.GENERATOR_FIELDS
              if k != "res_blocks" and getattr(cfg, k) != getattr(source, k)]
@@ -52,6 +53,7 @@ def check_init_source(cfg: Config, path: str) -> None:
         diffs.append(f"--res_blocks={cfg.res_blocks} (it has {source.res_blocks}; a run may have as many or fewer)")
     if diffs:
         raise ValueError(f"--init_from={path}: another generator architecture: " + "; ".join(diffs))
+    return source
 
 
 def assign_generator(source: str, generator: keras.Model, cfg: Config) -> str:
@@ -64,8 +66,7 @@ def assign_generator(source: str, generator: keras.Model, cfg: Config) -> str:
     last ones still works and only has to adapt, e.g. distilled from the source (--teacher).
     """
     path = zoo.resolve(source)
-    check_init_source(cfg, path)
-    if runs.load_config(path).res_blocks == cfg.res_blocks:
+    if check_init_source(cfg, path).res_blocks == cfg.res_blocks:
         if layout.is_packed(path):
             packed.assign_weights(path, generator)
         else:

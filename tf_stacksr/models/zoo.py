@@ -2,8 +2,8 @@
 
 Each is named by its folder: `celeba_16to64_psnr`, `celeba_16to64_gan`, `celeba_32to128_psnr`,
 `ffhq_celeba_64to256_psnr`, the `_realistic` model of each size and `celeba_16to64_fast` (the
-PSNR model distilled for speed); what each is for and how good: docs/results.md. Anywhere a model path is accepted, one of these names is too
-(`resolve`). `entries` says what each model takes and gives (LR and HR face sizes, the
+PSNR model distilled for speed); what each is for and how good: docs/results.md. Anywhere a
+model path is accepted, one of these names is too (`resolve`). `entries` says what each model takes and gives (LR and HR face sizes, the
 degradation it was trained for) without loading it, so a caller can pick the model that fits a
 face.
 """
