@@ -18,6 +18,7 @@ from PIL import Image
 from tf_stacksr import models
 from tf_stacksr.models import zoo
 from tf_stacksr.serving import export_lib, signatures
+from tf_stacksr.serving.upscalers import stages_from_uint8
 
 CELEBA = os.path.join(FIXTURES, "celeba")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
@@ -226,6 +227,27 @@ def test_max_batch_default_and_bad_values(exported, tmp_path):
     assert inspect.signature(export_lib.export).parameters["max_batch"].default == signatures.MAX_BATCH
     with pytest.raises(ValueError, match=r"--max_batch=0: expected a positive number of faces per request"):
         export_lib.export(exported["model_dir"], str(tmp_path / "m" / "1"), max_batch=0)
+
+
+def test_batch_branches_default_and_bad_values(exported, tmp_path):
+    from tf_stacksr import export as export_cli
+
+    with open(os.path.join(exported["export_dir"], signatures.METADATA_FILE)) as fh:
+        assert json.load(fh)["batch_branches"] == signatures.BATCH_BRANCHES == 2
+    assert export_cli.FLAGS["batch_branches"].default == signatures.BATCH_BRANCHES
+    with pytest.raises(ValueError, match=r"--batch_branches=0: expected a positive number of parts per batch"):
+        export_lib.export(exported["model_dir"], str(tmp_path / "m" / "1"), batch_branches=0)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 7])
+def test_batch_branches_keep_every_face_in_place(exported, count):
+    """A batch cut into 3 branches gives each face the output the NumPy-written reference pipeline
+    gives it (to 1 grey level), for batches smaller than, equal to and not divisible by 3."""
+    faces = np.concatenate([exported["faces"], exported["faces"][::-1]])[:count]
+    reference = np.concatenate([exported["reference"][-1], exported["reference"][-1][::-1]])[:count]
+    cfg, generator = models.load_generator(exported["model_dir"])
+    run = tf.function(lambda lr: stages_from_uint8(generator, lr, cfg.hr_size, branches=3)[-1])
+    assert max_diff(run(tf.constant(faces)).numpy(), reference) <= 1
 
 
 def test_network_interpolation(tiny_run, tmp_path):

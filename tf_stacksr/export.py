@@ -33,6 +33,9 @@ flags.DEFINE_bool("flip_ensemble", None, "Average with the mirrored face's outpu
 flags.DEFINE_float("alpha", None, "Interpolation weight of --gan_model: 0 = --model_dir only, 1 = --gan_model only.")
 flags.DEFINE_integer("max_batch", signatures.MAX_BATCH, "Most faces (or encoded images) one request may hold; a"
                      " larger request fails with a message (TF Serving itself caps nothing).", lower_bound=1)
+flags.DEFINE_integer("batch_branches", signatures.BATCH_BRANCHES, "Cut a request of at least this many faces into"
+                     " as many parts that run side by side on TensorFlow's inter-op threads: faster on CPUs"
+                     " (docs/benchmarks.md); 1 runs every batch whole (GPU serving).", lower_bound=1)
 flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir (atomically).")
 flags.DEFINE_string("calibration_data", None, "--format=tflite: aligned faces to calibrate the int8 file on, a folder"
                     " of face images or prepared shards (their train split); default: the model's training data if"
@@ -63,7 +66,7 @@ def main(argv):
         metadata = export_lib.export(FLAGS.model_dir, FLAGS.export_dir, all_stages=FLAGS.all_stages,
                                      gan_model=FLAGS.gan_model, alpha=FLAGS.alpha,
                                      flip_ensemble=FLAGS.flip_ensemble, overwrite=FLAGS.overwrite,
-                                     max_batch=FLAGS.max_batch)
+                                     max_batch=FLAGS.max_batch, batch_branches=FLAGS.batch_branches)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         raise SystemExit(f"export failed: {err}") from err
     print(json.dumps({"export_dir": FLAGS.export_dir, **{k: metadata[k] for k in
@@ -71,7 +74,7 @@ def main(argv):
 
 
 def export_tflite():
-    for name in ("all_stages", "max_batch"):
+    for name in ("all_stages", "max_batch", "batch_branches"):
         if FLAGS[name].present:
             raise app.UsageError(f"--{name} is for --format=saved_model only (a LiteRT file has one signature, and its"
                                  " caller sets the batch size)")

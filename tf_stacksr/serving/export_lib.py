@@ -68,12 +68,13 @@ def _uint8_spec(size: int) -> tf.TensorSpec:
     return tf.TensorSpec([None, size, size, 3], tf.uint8, name=signatures.UINT8_INPUT)
 
 
-def _stages(generator: keras.Model, cfg: Config, lr_faces: tf.Tensor) -> list[tf.Tensor]:
+def _stages(generator: keras.Model, cfg: Config, lr_faces: tf.Tensor, branches: int) -> list[tf.Tensor]:
     """`stages_from_uint8` for any batch size, 0 included (a convolution of an empty batch fails on
     CPU): an empty batch runs as one black face, and every output is cut back to the batch size."""
     n = tf.shape(lr_faces)[0]
     filler = tf.zeros([tf.maximum(1 - n, 0), cfg.lr_size, cfg.lr_size, 3], tf.uint8)
-    outputs = stages_from_uint8(generator, tf.concat([lr_faces, filler], axis=0), cfg.hr_size, cfg.flip_ensemble)
+    outputs = stages_from_uint8(generator, tf.concat([lr_faces, filler], axis=0), cfg.hr_size, cfg.flip_ensemble,
+                                branches=branches)
     return [out[:n] for out in outputs]
 
 
@@ -118,7 +119,7 @@ def _declared_size(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def _add_signatures(archive: keras.export.ExportArchive, generator: keras.Model, cfg: Config, all_stages: bool,
-                    max_batch: int) -> None:
+                    max_batch: int, branches: int) -> None:
     lr = cfg.lr_size
     lr_message = f"{signatures.UINT8_INPUT}: expected uint8 LR faces of shape [N, {lr}, {lr}, 3]"
     lr_batch = f"{signatures.UINT8_INPUT}: at most {max_batch} faces per request (export --max_batch)"
@@ -129,7 +130,7 @@ def _add_signatures(archive: keras.export.ExportArchive, generator: keras.Model,
         return _checked(lr_faces, [None, lr, lr, 3], lr_message, max_batch, lr_batch)
 
     def sr_faces(lr_faces):
-        return {signatures.UINT8_OUTPUT: _stages(generator, cfg, checked_faces(lr_faces))[-1]}
+        return {signatures.UINT8_OUTPUT: _stages(generator, cfg, checked_faces(lr_faces), branches)[-1]}
 
     def decode_face(args):
         data, index = args
@@ -157,12 +158,12 @@ def _add_signatures(archive: keras.export.ExportArchive, generator: keras.Model,
                                f"{signatures.ENCODED_INPUT}: at most {max_batch} images per request (export --max_batch)")
         faces = tf.map_fn(decode_face, (image_bytes, tf.range(tf.shape(image_bytes)[0])),
                           fn_output_signature=tf.TensorSpec([lr, lr, 3], tf.uint8))
-        sr = _stages(generator, cfg, faces)[-1]
+        sr = _stages(generator, cfg, faces, branches)[-1]
         png = tf.map_fn(tf.io.encode_png, sr, fn_output_signature=tf.TensorSpec([], tf.string))
         return {signatures.ENCODED_OUTPUT: png}
 
     def stages(lr_faces):
-        outputs = _stages(generator, cfg, checked_faces(lr_faces))
+        outputs = _stages(generator, cfg, checked_faces(lr_faces), branches)
         return {signatures.STAGE_OUTPUT_PREFIX + stage_name(k): out for k, out in enumerate(outputs)}
 
     archive.add_endpoint(signatures.UINT8_SIGNATURE, sr_faces, input_signature=[_uint8_spec(lr)])
@@ -197,7 +198,7 @@ def provenance(cfg: Config, model_dir: str, gan_model: str | None, alpha: float 
 
 def export(model_dir: str | None, export_dir: str, *, all_stages: bool = False, gan_model: str | None = None,
            alpha: float | None = None, flip_ensemble: bool | None = None, overwrite: bool = False,
-           max_batch: int = signatures.MAX_BATCH) -> dict[str, Any]:
+           max_batch: int = signatures.MAX_BATCH, batch_branches: int = signatures.BATCH_BRANCHES) -> dict[str, Any]:
     """Write the SavedModel of `model_dir`'s generator to `export_dir`; returns its metadata.
 
     `model_dir`, `gan_model` and `alpha` name the model as `tf_stacksr.models.load_generator`
@@ -206,10 +207,14 @@ def export(model_dir: str | None, export_dir: str, *, all_stages: bool = False, 
     `export_dir` is one TF Serving version folder (e.g. models/stacksr/1). An existing one is
     refused unless `overwrite`, since TF Serving may be serving it.
 
-    `max_batch` caps the faces (or images) of one request in every signature.
+    `max_batch` caps the faces (or images) of one request in every signature; a request of at
+    least `batch_branches` faces is cut into that many parts run side by side
+    (`upscalers.stages_from_uint8`; 1 runs every batch whole, as on a GPU one batch fills the device).
     """
     if max_batch < 1:
         raise ValueError(f"--max_batch={max_batch}: expected a positive number of faces per request")
+    if batch_branches < 1:
+        raise ValueError(f"--batch_branches={batch_branches}: expected a positive number of parts per batch")
     export_dir = os.path.normpath(export_dir)
     if os.path.exists(export_dir) and not overwrite:
         raise FileExistsError(f"--export_dir={export_dir} already exists; pick a new version folder or pass --overwrite")
@@ -217,7 +222,7 @@ def export(model_dir: str | None, export_dir: str, *, all_stages: bool = False, 
     cfg, generator = models.load_generator(model_dir, gan_model=gan_model, alpha=alpha, flip_ensemble=flip_ensemble)
     metadata = {
         "lr_size": cfg.lr_size, "hr_size": cfg.hr_size, "scale": cfg.scale,
-        "stage_sizes": list(cfg.stage_sizes), "max_batch": max_batch,
+        "stage_sizes": list(cfg.stage_sizes), "max_batch": max_batch, "batch_branches": batch_branches,
         "signatures": [signatures.UINT8_SIGNATURE, signatures.ENCODED_SIGNATURE]
                       + ([signatures.STAGES_SIGNATURE] if all_stages else []),
         **provenance(cfg, model_dir, gan_model, alpha),
@@ -225,7 +230,7 @@ def export(model_dir: str | None, export_dir: str, *, all_stages: bool = False, 
     with files.atomic_folder(export_dir) as tmp:
         archive = keras.export.ExportArchive()
         archive.track(generator)
-        _add_signatures(archive, generator, cfg, all_stages, max_batch)
+        _add_signatures(archive, generator, cfg, all_stages, max_batch, batch_branches)
         archive.write_out(tmp, verbose=False)
         os.makedirs(os.path.join(tmp, os.path.dirname(signatures.METADATA_FILE)), exist_ok=True)
         with open(os.path.join(tmp, signatures.METADATA_FILE), "w") as fh:

@@ -29,5 +29,10 @@ STAGE_OUTPUT_PREFIX = "stage_"
 # Default cap on N, the faces of one request (export --max_batch; the metadata's "max_batch").
 MAX_BATCH = 256
 
+# Default for export --batch_branches (the metadata's "batch_branches"): a request of at least
+# this many faces is cut into as many parts run side by side (`upscalers.stages_from_uint8`);
+# two keep two CPU cores busier than one batch does (docs/benchmarks.md).
+BATCH_BRANCHES = 2
+
 # JSON written next to the model (TF Serving ignores assets.extra): sizes, config, provenance.
 METADATA_FILE = "assets.extra/tf_stacksr.json"

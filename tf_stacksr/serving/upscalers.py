@@ -54,14 +54,32 @@ class Bicubic:
 
 
 def stages_from_uint8(generator: keras.Model, lr: tf.Tensor, hr_size: int, flip_ensemble: bool = False,
-                      upscale: Callable[[tf.Tensor, int], tf.Tensor] = pairs.upscale) -> list[tf.Tensor]:
+                      upscale: Callable[[tf.Tensor, int], tf.Tensor] = pairs.upscale,
+                      branches: int = 1) -> list[tf.Tensor]:
     """uint8 LR batch -> every stage's output as uint8, LR first, HR last (`networks.run_stages`).
 
     `upscale` makes the network input A (`pairs.upscale`; the LiteRT export passes the same map
     written with ops LiteRT has).
+
+    `branches` > 1 cuts a batch of at least that many faces into as many contiguous parts, run as
+    independent branches of one graph: TensorFlow's inter-op threads run them side by side, which
+    keeps CPU cores busier than one large batch does (as the flip ensemble's two passes already
+    do). Each face's result stays the same up to one grey level (oneDNN picks its convolution
+    kernels by batch size). Smaller batches run whole. Graph mode only (in a tf.function).
     """
-    blurry = upscale(pairs.uint8_to_float(lr), hr_size)
-    return [pairs.float_to_uint8(o) for o in run_stages(generator, blurry, flip_ensemble)]
+    def run(faces: tf.Tensor) -> list[tf.Tensor]:
+        blurry = upscale(pairs.uint8_to_float(faces), hr_size)
+        return [pairs.float_to_uint8(o) for o in run_stages(generator, blurry, flip_ensemble)]
+
+    if branches == 1:
+        return run(lr)
+    n = tf.shape(lr)[0]
+
+    def split() -> list[tf.Tensor]:
+        parts = [run(lr[n * i // branches: n * (i + 1) // branches]) for i in range(branches)]
+        return [tf.concat(stage, axis=0) for stage in zip(*parts)]
+
+    return tf.cond(n >= branches, split, lambda: run(lr))
 
 
 class GeneratorUpscaler:
@@ -70,7 +88,8 @@ class GeneratorUpscaler:
     def __init__(self, cfg: Config, generator: keras.Model, name: str):
         self.cfg, self.generator, self.name = cfg, generator, name
         self.scale, self.lr_size, self.hr_size = cfg.scale, cfg.lr_size, cfg.hr_size
-        self._run = tf.function(lambda lr: stages_from_uint8(generator, lr, cfg.hr_size, cfg.flip_ensemble)[-1],
+        self._run = tf.function(lambda lr: stages_from_uint8(generator, lr, cfg.hr_size, cfg.flip_ensemble,
+                                                             branches=signatures.BATCH_BRANCHES)[-1],
                                 input_signature=[tf.TensorSpec([None, cfg.lr_size, cfg.lr_size, 3], tf.uint8)])
 
     def __call__(self, lr_images) -> np.ndarray:
