@@ -31,7 +31,9 @@ MAX_BATCH = 256
 
 # Default for export --batch_branches (the metadata's "batch_branches"): a request of at least
 # this many faces is cut into as many parts run side by side (`upscalers.stages_from_uint8`);
-# two keep two CPU cores busier than one batch does (docs/benchmarks.md).
+# two keep two CPU cores busier than one batch does (docs/benchmarks.md). Only the SavedModel
+# does this: each branch is one more trace of the generator (seconds at a process's first call),
+# paid once at export time there.
 BATCH_BRANCHES = 2
 
 # JSON written next to the model (TF Serving ignores assets.extra): sizes, config, provenance.

@@ -88,8 +88,7 @@ class GeneratorUpscaler:
     def __init__(self, cfg: Config, generator: keras.Model, name: str):
         self.cfg, self.generator, self.name = cfg, generator, name
         self.scale, self.lr_size, self.hr_size = cfg.scale, cfg.lr_size, cfg.hr_size
-        self._run = tf.function(lambda lr: stages_from_uint8(generator, lr, cfg.hr_size, cfg.flip_ensemble,
-                                                             branches=signatures.BATCH_BRANCHES)[-1],
+        self._run = tf.function(lambda lr: stages_from_uint8(generator, lr, cfg.hr_size, cfg.flip_ensemble)[-1],
                                 input_signature=[tf.TensorSpec([None, cfg.lr_size, cfg.lr_size, 3], tf.uint8)])
 
     def __call__(self, lr_images) -> np.ndarray:
