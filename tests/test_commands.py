@@ -27,7 +27,7 @@ NOISE_MARKERS = ("absl::InitializeLog", "oneDNN custom operations", "cudart_stub
 COMMAND_FLAGS = {  # flags each command's --help must list
     "train": ["--data_dir", "--hr_size", "--res_blocks", "--lambda_l1", "--batch_size", "--model_dir", "--strategy"],
     "evaluate": ["--data", "--methods", "--hr_size", "--scale", "--output_dir", "--limit"],
-    "export": ["--model_dir", "--export_dir", "--alpha", "--[no]flip_ensemble"],
+    "export": ["--model_dir", "--export_dir", "--alpha", "--[no]flip_ensemble", "--batch_branches"],
     "prepare": ["--input", "--output", "--size", "--face_scale", "--split", "--workers"],
 }
 

@@ -92,5 +92,5 @@ def export_tflite():
 
 if __name__ == "__main__":
     startup.run(main, [("model", ["model_dir", "gan_model", "alpha", "flip_ensemble"]),
-                       ("output", ["format", "export_dir", "all_stages", "max_batch", "overwrite"]),
+                       ("output", ["format", "export_dir", "all_stages", "max_batch", "batch_branches", "overwrite"]),
                        ("tflite", ["calibration_data", "calibration_faces"])])
