@@ -7,7 +7,8 @@ Nothing here retrains or changes what a model computes; every variant's SR faces
 the served one (largest difference in grey levels, printed). The reference is the SavedModel that
 `export_lib.export` writes of --model (its own flip ensemble setting), through `serving_default`
 as `tf_stacksr.models.load` returns it. In this process, on the same fixture faces:
-- keras: the Keras generator through `GeneratorUpscaler` (the same graph, not exported);
+- keras: the Keras generator through `GeneratorUpscaler` (the same graph, not exported, each batch
+  run whole: the export cuts batches into its --batch_branches parts);
 - xla: `stages_from_uint8` with all but its bicubic pre-upscale (ResizeBicubic has no XLA
   kernel) in a tf.function with jit_compile=True;
 - pre/post only: everything the served graph does around the generator (uint8 -> [-1, 1], the
