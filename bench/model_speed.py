@@ -52,8 +52,12 @@ def face_flops(generator, lr_size: int, hr_size: int, flip: bool) -> int:
     return graph_flops(run.get_concrete_function(tf.TensorSpec([1, lr_size, lr_size, 3], tf.uint8)))
 
 
+def flip_key(flip: bool) -> str:
+    return "flip" if flip else "no_flip"
+
+
 def variant_key(flip: bool, branches: int) -> str:
-    return f"{'flip' if flip else 'no_flip'}_b{branches}"
+    return f"{flip_key(flip)}_b{branches}"
 
 
 def exported(name: str, folder: str, branch_counts: list[int]) -> tuple[dict, dict]:
@@ -64,7 +68,7 @@ def exported(name: str, folder: str, branch_counts: list[int]) -> tuple[dict, di
            "gflop_per_face": {}, "seconds_per_call": {}}
     upscalers = {}
     for flip in (True, False):
-        row["gflop_per_face"]["flip" if flip else "no_flip"] = face_flops(generator, cfg.lr_size, cfg.hr_size, flip) / 1e9
+        row["gflop_per_face"][flip_key(flip)] = face_flops(generator, cfg.lr_size, cfg.hr_size, flip) / 1e9
         for branches in branch_counts:
             key = variant_key(flip, branches)
             path = os.path.join(folder, name, key, "1")
@@ -80,7 +84,7 @@ def print_table(rows: list[dict], batches: list[int], branch_counts: list[int], 
     print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         for flip in (True, False):
-            gflop = row["gflop_per_face"]["flip" if flip else "no_flip"]
+            gflop = row["gflop_per_face"][flip_key(flip)]
             label = ("on" if flip else "off") + (" (shipped)" if flip == row["flip_default"] else "")
             for branches in branch_counts:
                 seconds = row["seconds_per_call"][variant_key(flip, branches)]

@@ -65,7 +65,8 @@ def stages_from_uint8(generator: keras.Model, lr: tf.Tensor, hr_size: int, flip_
     independent branches of one graph: TensorFlow's inter-op threads run them side by side, which
     keeps CPU cores busier than one large batch does (as the flip ensemble's two passes already
     do). Each face's result stays the same up to one grey level (oneDNN picks its convolution
-    kernels by batch size). Smaller batches run whole. Graph mode only (in a tf.function).
+    kernels by batch size). Smaller batches run whole. The branches run side by side only in a
+    graph (a tf.function or SavedModel); run eagerly, they follow one another.
     """
     def run(faces: tf.Tensor) -> list[tf.Tensor]:
         blurry = upscale(pairs.uint8_to_float(faces), hr_size)
