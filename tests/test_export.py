@@ -59,6 +59,12 @@ def exported(tmp_path_factory, tiny_run):
 
 
 @pytest.fixture(scope="module")
+def loaded(exported):
+    """The export loaded once in this process, as a server would."""
+    return tf.saved_model.load(exported["export_dir"])
+
+
+@pytest.fixture(scope="module")
 def served(exported, tmp_path_factory):
     """What tests/serving_probe.py gets from the export in a fresh process: its outputs and error messages."""
     tmp = tmp_path_factory.mktemp("serving_probe")
@@ -99,8 +105,8 @@ def declaring(fmt: str, height: int, width: int, face: np.ndarray) -> bytes:
     return bytes(data)
 
 
-def run_encoded(export_dir: str, images: list[bytes]):
-    return tf.saved_model.load(export_dir).signatures[signatures.ENCODED_SIGNATURE](
+def run_encoded(loaded, images: list[bytes]):
+    return loaded.signatures[signatures.ENCODED_SIGNATURE](
         **{signatures.ENCODED_INPUT: tf.constant(images, tf.string)})
 
 
@@ -306,7 +312,7 @@ def test_serving_client_mirrors_the_contract():
         serving_client.uint8_request(faces.astype(np.float32), model="stacksr")
 
 
-def test_encoded_checks_the_declared_size_before_decoding(exported):
+def test_encoded_checks_the_declared_size_before_decoding(exported, loaded):
     """A small file declaring a huge image is refused from its header, never decoded (every format)."""
     face = exported["faces"][0]
     good = tf.io.encode_png(face).numpy()
@@ -315,29 +321,28 @@ def test_encoded_checks_the_declared_size_before_decoding(exported):
              "BMP": declaring("BMP", 4000, 3000, face), "GIF": declaring("GIF", 4000, 3000, face)}
     for fmt, data in cases.items():
         with pytest.raises(tf.errors.InvalidArgumentError, match=expected) as info:
-            run_encoded(exported["export_dir"], [good, data])
+            run_encoded(loaded, [good, data])
         message = str(info.value)
         declared = "12000x12000" if fmt == "PNG" else "4000x3000"
         assert f"image 1 declares {declared} pixels (height x width)" in message, (fmt, message)
     webp = io.BytesIO()
     Image.fromarray(face).save(webp, format="WEBP")
     with pytest.raises(tf.errors.InvalidArgumentError, match="image_bytes: expected JPEG, PNG, BMP or GIF files"):
-        run_encoded(exported["export_dir"], [webp.getvalue()])
+        run_encoded(loaded, [webp.getvalue()])
 
 
-def test_encoded_caps_gif_bytes(exported):
+def test_encoded_caps_gif_bytes(exported, loaded):
     """GIF frames are decompressed before any size check (LZW, up to ~2700x): a GIF is capped in bytes."""
     face = exported["faces"][0]
     small = declaring("GIF", 16, 16, face)
-    assert run_encoded(exported["export_dir"], [small])[signatures.ENCODED_OUTPUT].shape == (1,)
+    assert run_encoded(loaded, [small])[signatures.ENCODED_OUTPUT].shape == (1,)
     big = io.BytesIO()
     Image.fromarray(np.zeros([16, 16, 3], np.uint8)).save(big, format="GIF", comment=b"x" * 250 * 40)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes: a GIF of 16x16 pixels takes at most 2560 bytes"):
-        run_encoded(exported["export_dir"], [big.getvalue()])
+        run_encoded(loaded, [big.getvalue()])
 
 
-def test_batch_size_is_capped_in_every_signature(exported):
-    loaded = tf.saved_model.load(exported["export_dir"])
+def test_batch_size_is_capped_in_every_signature(exported, loaded):
     faces = np.concatenate([exported["faces"], exported["faces"][:1]])  # 5 > --max_batch=4
     for name in (signatures.UINT8_SIGNATURE, signatures.STAGES_SIGNATURE):
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"lr_faces: at most 4 faces per request"
@@ -345,18 +350,17 @@ def test_batch_size_is_capped_in_every_signature(exported):
             loaded.signatures[name](lr_faces=tf.constant(faces))
     pngs = [tf.io.encode_png(face).numpy() for face in faces]
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes: at most 4 images per request"):
-        run_encoded(exported["export_dir"], pngs)
+        run_encoded(loaded, pngs)
     assert loaded.signatures[signatures.UINT8_SIGNATURE](lr_faces=tf.constant(faces[:4]))["sr_faces"].shape[0] == 4
 
 
-def test_empty_batch_returns_an_empty_batch(exported):
-    loaded = tf.saved_model.load(exported["export_dir"])
+def test_empty_batch_returns_an_empty_batch(exported, loaded):
     empty = tf.zeros([0, 16, 16, 3], tf.uint8)
     assert loaded.signatures[signatures.UINT8_SIGNATURE](lr_faces=empty)["sr_faces"].shape == (0, 64, 64, 3)
     stages = loaded.signatures[signatures.STAGES_SIGNATURE](lr_faces=empty)
     assert {k: tuple(v.shape) for k, v in stages.items()} == {
         "stage_lr": (0, 16, 16, 3), "stage_x2": (0, 32, 32, 3), "stage_x4": (0, 64, 64, 3)}
-    assert run_encoded(exported["export_dir"], [])[signatures.ENCODED_OUTPUT].shape == (0,)
+    assert run_encoded(loaded, [])[signatures.ENCODED_OUTPUT].shape == (0,)
 
 
 def test_serving_client_splits_requests_at_max_batch(tmp_path, monkeypatch):

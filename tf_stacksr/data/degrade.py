@@ -85,6 +85,16 @@ def _happens(seed: tf.Tensor, salt: int, probability: float) -> tf.Tensor:
     return _uniform(seed, salt, (0.0, 1.0)) < probability
 
 
+def _blur(image: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """`image` [H, W, C] convolved with `kernel` [k, k] in each channel, edges mirrored. The
+    channels run as a batch of one-channel images: on CPUs several times faster than a depthwise
+    convolution, with the same sums."""
+    pad = [[KERNEL_SIZE // 2] * 2, [KERNEL_SIZE // 2] * 2, [0, 0]]
+    channels = tf.transpose(tf.pad(image, pad, mode="SYMMETRIC"), (2, 0, 1))[..., None]
+    blurred = tf.nn.conv2d(channels, kernel[:, :, None, None], 1, "VALID")
+    return tf.transpose(blurred[..., 0], (1, 2, 0))
+
+
 def _downscale(images: tf.Tensor, size: int, kernel: str) -> tf.Tensor:
     method, antialias = KERNELS[kernel]
     return tf.clip_by_value(tf.image.resize(images, [size, size], method=method, antialias=antialias), -1.0, 1.0)
@@ -95,10 +105,7 @@ def degrade_lr(hr: tf.Tensor, lr_size: int, options: Degradation, seed: tf.Tenso
     sx = tf.maximum(_uniform(seed, 1, options.blur_sigma), 1e-3)
     sy = tf.maximum(_uniform(seed, 2, options.blur_sigma), 1e-3)
     kernel = gaussian_kernel(sx, sy, _uniform(seed, 3, (0.0, math.pi)))
-    kernel = tf.tile(kernel[:, :, None, None], [1, 1, 3, 1])
-    padded = tf.pad(hr[None], [[0, 0], [KERNEL_SIZE // 2] * 2, [KERNEL_SIZE // 2] * 2, [0, 0]], mode="SYMMETRIC")
-    blurred = tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")[0]
-    image = tf.where(_happens(seed, 7, options.blur_probability), blurred, hr)
+    image = tf.cond(_happens(seed, 7, options.blur_probability), lambda: _blur(hr, kernel), lambda: hr)
     choice = tf.minimum(tf.cast(_uniform(seed, 8, (0.0, len(options.kernels))), tf.int32), len(options.kernels) - 1)
     lr = tf.switch_case(choice, [lambda k=k: _downscale(image, lr_size, k) for k in options.kernels])
     lr.set_shape([lr_size, lr_size, 3])
