@@ -137,6 +137,7 @@ def test_evaluate_stops_before_any_work_without_the_fid_weights(run_cli, monkeyp
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_fid_command_saves_statistics_and_accepts_them_in_place_of_a_folder(run_cli, tmp_path, capsys):
     stats_path = tmp_path / "lfw.npz"
     run_cli("fid", "--save_stats", FIXTURES / "lfw", stats_path)

@@ -206,6 +206,7 @@ def test_metadata_and_load_upscaler(exported):
         upscaler(exported["faces"][:, :8])
 
 
+@pytest.mark.slow
 def test_failed_export_leaves_nothing(exported, tmp_path, monkeypatch):
     base = tmp_path / "models" / "stacksr"
     target = base / "2"

@@ -179,6 +179,7 @@ def test_features_match_the_torchscript_reference_on_real_faces(features):
 
 # ---- FID on real faces ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_fid_of_a_set_with_itself_is_zero(celeba_features):
     acc = fid.StatsAccumulator()
     acc.update(celeba_features[:16])

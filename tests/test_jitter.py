@@ -50,6 +50,7 @@ def test_draws_are_keyed_bounded_and_off_by_default():
             jitter.Jitter(**bad)
 
 
+@pytest.mark.slow
 def test_pipeline_jitters_targets_and_inputs_together_and_resumes_exactly(tmp_path):
     out = str(tmp_path / "prepared")
     prepare.prepare(os.path.join(FIXTURES, "celeba"), out,

@@ -61,6 +61,7 @@ def test_bicubic_as_matrix_products_equals_resize(lr_size, hr_size):
     assert np.abs(expected).max() > 0.9  # the comparison covers the clipped range too
 
 
+@pytest.mark.slow
 def test_files_and_metadata(exported):
     with open(os.path.join(exported["dir"], litert_export.METADATA_FILE)) as fh:
         metadata = json.load(fh)
@@ -76,6 +77,7 @@ def test_files_and_metadata(exported):
     assert metadata["files"]["int8"]["bytes"] < metadata["files"]["float16"]["bytes"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 6])
 def test_float16_file_matches_keras(exported, batch):
     runner = litert_export.interpreter(os.path.join(exported["dir"], litert_export.FLOAT16_FILE), num_threads=2)
@@ -89,6 +91,7 @@ def test_float16_file_matches_keras(exported, batch):
     assert not any(name.startswith("Flex") for name in op_names(runner))
 
 
+@pytest.mark.slow
 def test_int8_file_is_quantized_and_close(exported):
     runner = litert_export.interpreter(os.path.join(exported["dir"], litert_export.INT8_FILE), num_threads=2)
     tensors = runner.get_tensor_details()

@@ -51,6 +51,7 @@ def test_load_names_the_file_when_weights_do_not_fit(tiny_run, tmp_path):
         packed.load(folder)
 
 
+@pytest.mark.slow
 def test_every_model_form_loads_through_one_function(tiny_run, tmp_path):
     run = tiny_run(seed=4)
     folder = packed.pack(*models.load_generator(run), str(tmp_path / "packed"))
@@ -86,6 +87,7 @@ def test_choose_defaults_and_names(tmp_path, monkeypatch):
         models.choose("nope", None, None)
 
 
+@pytest.mark.slow
 def test_enhance_alpha_blends_between_the_two_models(tiny_run, tmp_path):
     psnr_dir = tiny_run(seed=1)
     cfg, gan = models.load_generator(tiny_run(seed=2))

@@ -173,6 +173,7 @@ def test_assign_splits_identity_random_and_folder():
     assert sources.assign_splits(only_train, "auto", 0.2, seed=0)[1] == "identity"
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_without_duplicates(tmp_path, monkeypatch):
     out = str(tmp_path / "out")
     options = prepare.PrepareOptions(size=64, split="identity", test_fraction=0.25, shard_size=8, workers=1)
@@ -242,6 +243,7 @@ def test_bad_options_and_inputs_name_the_flag(tmp_path):
         prepare.prepare(str(tmp_path), str(tmp_path / "out"))
 
 
+@pytest.mark.slow
 def test_cli_on_lfw_person_folders_with_png_dump(tmp_path):
     out = tmp_path / "out"
     result = subprocess.run(

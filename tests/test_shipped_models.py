@@ -60,6 +60,7 @@ def test_shipped_model_beats_bicubic_on_unseen_identities(aligned_faces, name, h
     assert gain >= min_gain_db, f"{name}: {gain:+.2f} dB over bicubic"
 
 
+@pytest.mark.slow
 def test_flip_ensemble_is_more_faithful_than_one_pass(aligned_faces):
     """The PSNR model with its flip ensemble on beats the same weights run once, on unseen faces."""
     hr = resized(aligned_faces, 64)
@@ -70,6 +71,7 @@ def test_flip_ensemble_is_more_faithful_than_one_pass(aligned_faces):
     assert scores[True] > scores[False] + 0.05, scores
 
 
+@pytest.mark.slow
 def test_a_model_run_at_a_larger_lr_size_still_beats_bicubic(aligned_faces):
     """`enhance` runs the largest model at the size of faces larger than its input (`models.load(...,
     lr_size=...)`, same weights); here the 16->64 model on faces 1.25x and 1.5x the size it learnt."""

@@ -116,6 +116,7 @@ def test_non_finite_loss_stops_with_step_and_term(tmp_path):
         assert np.all(np.isfinite(value)), name
 
 
+@pytest.mark.slow
 def test_init_from_copies_generator_only(tmp_path):
     psnr_cfg = tiny_config(tmp_path / "psnr", adv_weight=0.0, train_steps=2, save_every=2, sample_every=100)
     train_lib.train(psnr_cfg)
@@ -130,6 +131,7 @@ def test_init_from_copies_generator_only(tmp_path):
         train_lib.Trainer(tiny_config(tmp_path / "other", up_filters=16, init_from=str(tmp_path / "psnr"))).restore()
 
 
+@pytest.mark.slow
 def test_init_from_a_packed_model(tmp_path):
     cfg = tiny_config(tmp_path / "source")
     source = train_lib.Trainer(cfg)
@@ -169,6 +171,7 @@ def test_init_from_a_model_with_more_residual_structures(tmp_path):
         train_lib.Trainer(tiny_config(tmp_path / "more", res_blocks=4, init_from=folder)).restore()
 
 
+@pytest.mark.slow
 def test_distillation_term_is_l1_to_the_teachers_flip_ensemble(tmp_path):
     """The per-stage distill term is the mean absolute difference between the generator's
     outputs and the teacher's flip-ensembled ones, computed here independently in NumPy."""
@@ -195,6 +198,7 @@ def test_distillation_term_is_l1_to_the_teachers_flip_ensemble(tmp_path):
         train_lib.Trainer(tiny_config(tmp_path / "s", teacher=x2_teacher, distill_weight=1.0))
 
 
+@pytest.mark.slow
 def test_realistic_degradation_changes_only_the_inputs(tmp_path):
     clean = train_lib.Trainer(tiny_config(tmp_path / "a"))
     rough = train_lib.Trainer(tiny_config(tmp_path / "b", degradation="realistic"))
@@ -216,6 +220,7 @@ def test_identity_term_joins_the_generator_loss(tmp_path):
     assert not any(k.startswith("identity/") for k in plain.train_step(iter(plain.dataset(0))))
 
 
+@pytest.mark.slow
 def test_diff_augment_reaches_the_discriminators_only(tmp_path):
     """Same weights and batch: DiffAugment changes the adversarial terms, never the L1 terms."""
     plain = train_lib.Trainer(tiny_config(tmp_path / "plain"))
