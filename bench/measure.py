@@ -139,8 +139,18 @@ def op_time_shares(call: Callable[[], object], calls: int = 3, top: int = 12) ->
     return [(k, v / total) for k, v in sorted(per_type.items(), key=lambda kv: -kv[1])[:top]]
 
 
+def hr_faces(hr_size: int, count: int) -> tf.Tensor:
+    """`count` fixture faces (repeated as needed), loaded at `hr_size` as training loads them."""
+    files = sorted(glob.glob(os.path.join(FACES, "*.jpg")))
+    return tf.stack([load_face(tf.constant(files[i % len(files)]), hr_size) for i in range(count)])
+
+
 def lr_faces(lr_size: int, hr_size: int, count: int) -> np.ndarray:
     """`count` uint8 LR faces made from the fixture faces exactly as training makes them."""
-    files = sorted(glob.glob(os.path.join(FACES, "*.jpg")))
-    hr = tf.stack([load_face(tf.constant(files[i % len(files)]), hr_size) for i in range(count)])
-    return pairs.float_to_uint8(pairs.downscale(hr, lr_size)).numpy()
+    return pairs.float_to_uint8(pairs.downscale(hr_faces(hr_size, count), lr_size)).numpy()
+
+
+def fixed_batch(cfg):
+    """One real training batch (inputs, targets) of fixture faces, made as in training."""
+    ex = pairs.make_pairs(hr_faces(cfg.hr_size, cfg.batch_size), cfg.stage_sizes)
+    return ex["inputs"], ex["targets"]

@@ -19,7 +19,6 @@ Everything is measured in one run, so the ratios hold even on a busy shared mach
 
 from __future__ import annotations
 
-import glob
 import os
 import tempfile
 
@@ -27,9 +26,8 @@ import tensorflow as tf
 from absl import app, flags
 
 from bench.device import cpu_name
-from bench.measure import FACES, graph_flops, matmul_gflops, median_seconds, op_time_shares
+from bench.measure import FACES, fixed_batch, graph_flops, matmul_gflops, median_seconds, op_time_shares
 from tf_stacksr.config import Config
-from tf_stacksr.data import pairs
 from tf_stacksr.training.train_lib import Trainer
 
 CONFIGS = {"16to64": dict(hr_size=64, scale=4), "32to128": dict(hr_size=128, scale=4)}
@@ -37,15 +35,6 @@ WIDTHS = {
     "quickstart": dict(unet_filters=32, unet_max_filters=128, up_filters=32, disc_filters=32),
     "paper": dict(unet_filters=64, unet_max_filters=512, up_filters=64, disc_filters=64),
 }
-
-
-def fixed_batch(cfg: Config):
-    """One real batch (fixture faces tiled to the batch size), made as in training."""
-    files = sorted(glob.glob(os.path.join(FACES, "*.jpg")))
-    from tf_stacksr.data.pipeline import load_face
-    faces = tf.stack([load_face(tf.constant(files[i % len(files)]), cfg.hr_size) for i in range(cfg.batch_size)])
-    ex = pairs.make_pairs(faces, cfg.stage_sizes)
-    return ex["inputs"], ex["targets"]
 
 
 def time_train_step(trainer: Trainer, batch, steps: int) -> float:

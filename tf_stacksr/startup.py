@@ -1,4 +1,5 @@
-"""What every command does first: keep TensorFlow's start-up lines off the terminal, and a useful `--help`.
+"""What every command does first: keep TensorFlow's start-up lines off the terminal, keep freed
+memory for reuse (`allocator`: much faster CPU training), and a useful `--help`.
 
 Importing this module (each entry point does, before anything imports TensorFlow) sets
 `TF_CPP_MIN_LOG_LEVEL=2` unless it is already set, which hides TensorFlow's C++ INFO and WARNING
@@ -32,6 +33,8 @@ import re
 import sys
 import tempfile
 from typing import Callable, Sequence
+
+from tf_stacksr import allocator
 
 LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 DEFAULT_LOG_LEVEL = "2"  # INFO and WARNING hidden, ERROR shown
@@ -249,3 +252,4 @@ def run(main: Callable[[list[str]], object], groups: Groups = ()) -> None:
 
 
 quiet_tensorflow()
+allocator.keep_freed_memory()

@@ -1,0 +1,109 @@
+"""Train-step time with glibc's malloc defaults and with `tf_stacksr.allocator`'s settings.
+
+    nice python -m bench.allocator [--configs=quickstart,psnr_16to64,gan_16to64] [--rounds=1] [--steps=6]
+
+Every command of the library applies the settings at start-up (`tf_stacksr.startup`); they are
+process-wide, so each measurement is a fresh process. Per round and config, one process runs with
+the defaults and one with the settings (which goes first alternates between rounds); each builds
+the Trainer, runs two warm-up steps, then times `--steps` full train steps on one fixed in-memory
+batch of fixture faces (bench.train_step), and reports the median ms per step, the kernel CPU
+seconds and minor page faults per step. Nothing else runs in those processes first: a large
+matmul before the first step, as bench.train_step times for its reference, raises glibc's
+thresholds by itself and hides the difference.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from absl import app, flags
+
+from bench.measure import FACES
+
+SHIPPED = dict(res_blocks=4, res_convs=4, res_kernel=3, unet_filters=32, unet_max_filters=256, up_filters=64)
+CONFIGS = {  # name -> Config fields: the quickstart, and the shipped 16->64 recipes (batch 16)
+    "quickstart": dict(hr_size=64, scale=4, batch_size=8, unet_filters=32, unet_max_filters=128, up_filters=32,
+                       disc_filters=32),
+    "psnr_16to64": dict(hr_size=64, scale=4, batch_size=16, adv_weight=0.0, **SHIPPED),
+    "gan_16to64": dict(hr_size=64, scale=4, batch_size=16, disc_filters=64, identity_weight=20.0,
+                       diff_augment="color,translation,cutout", **SHIPPED),
+}
+MODES = ("defaults", "settings")
+
+flags.DEFINE_list("configs", ["quickstart", "psnr_16to64"], f"Train steps to time: {', '.join(CONFIGS)}.")
+flags.DEFINE_integer("rounds", 1, "Paired rounds (each: every config, both malloc modes).")
+flags.DEFINE_integer("steps", 6, "Timed steps per process (median reported).")
+flags.DEFINE_string("child", None, "Internal: time CONFIG,MODE in this process and print JSON.")
+
+
+def time_in_this_process(config: str, mode: str, steps: int) -> dict:
+    if mode == "settings":
+        from tf_stacksr import allocator
+
+        assert allocator.keep_freed_memory(), "glibc's mallopt is not available here"
+    import tensorflow as tf
+
+    from bench.measure import fixed_batch
+    from tf_stacksr.config import Config
+    from tf_stacksr.training.train_lib import Trainer
+
+    cfg = Config(data_dir=FACES, model_dir=tempfile.mkdtemp(), strategy="one_device", **CONFIGS[config])
+    trainer = Trainer(cfg)
+    batch = fixed_batch(cfg)
+    iterator = iter(trainer.strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch).repeat()))
+    step = lambda: trainer.train_step(iterator)["g_total"].numpy()  # noqa: E731
+    step(), step()
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    seconds = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - start)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return {"config": config, "mode": mode, "ms_per_step": 1e3 * float(np.median(seconds)),
+            "system_s_per_step": (after.ru_stime - before.ru_stime) / steps,
+            "minor_faults_per_step": (after.ru_minflt - before.ru_minflt) / steps}
+
+
+def run_child(config: str, mode: str, steps: int) -> dict:
+    out = subprocess.run([sys.executable, "-m", "bench.allocator", f"--child={config},{mode}", f"--steps={steps}"],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main(argv) -> None:
+    del argv
+    args = flags.FLAGS
+    if args.child:
+        config, mode = args.child.split(",")
+        print(json.dumps(time_in_this_process(config, mode, args.steps)))
+        return
+    unknown = [c for c in args.configs if c not in CONFIGS]
+    if unknown:
+        raise app.UsageError(f"--configs: unknown {', '.join(unknown)}; expected some of {', '.join(CONFIGS)}")
+    results = []
+    for r in range(args.rounds):
+        for config in args.configs:
+            for mode in (MODES if r % 2 == 0 else MODES[::-1]):
+                results.append(run_child(config, mode, args.steps))
+                print(json.dumps(results[-1]), flush=True)
+    print("\n| train step | malloc | ms/step | kernel CPU s/step | minor page faults/step | speed-up |")
+    print("|---|---|---:|---:|---:|---:|")
+    for config in args.configs:
+        rows = {m: [x for x in results if x["config"] == config and x["mode"] == m] for m in MODES}
+        ms = {m: float(np.median([x["ms_per_step"] for x in rows[m]])) for m in MODES}
+        for m in MODES:
+            sys_s = np.median([x["system_s_per_step"] for x in rows[m]])
+            faults = np.median([x["minor_faults_per_step"] for x in rows[m]])
+            speedup = f"{ms['defaults'] / ms[m]:.2f}x" if m == "settings" else ""
+            print(f"| {config} | {m} | {ms[m]:.0f} | {sys_s:.2f} | {faults:,.0f} | {speedup} |")
+
+
+if __name__ == "__main__":
+    app.run(main)
