@@ -6,10 +6,10 @@ Every command of the library applies the settings at start-up (`tf_stacksr.start
 process-wide, so each measurement is a fresh process. Per round and config, one process runs with
 the defaults and one with the settings (which goes first alternates between rounds); each builds
 the Trainer, runs two warm-up steps, then times `--steps` full train steps on one fixed in-memory
-batch of fixture faces (bench.train_step), and reports the median ms per step, the kernel CPU
-seconds and minor page faults per step. Nothing else runs in those processes first: a large
-matmul before the first step, as bench.train_step times for its reference, raises glibc's
-thresholds by itself and hides the difference.
+batch of fixture faces (`bench.measure.fixed_batch`). It reports the median ms per step, kernel
+CPU seconds and minor page faults per step, and the process's peak resident memory. Nothing else
+runs in those processes first: a large matmul before the first step raises glibc's dynamic
+thresholds by itself and would hide the difference.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def time_in_this_process(config: str, mode: str, steps: int) -> dict:
     after = resource.getrusage(resource.RUSAGE_SELF)
     return {"config": config, "mode": mode, "ms_per_step": 1e3 * float(np.median(seconds)),
             "system_s_per_step": (after.ru_stime - before.ru_stime) / steps,
-            "minor_faults_per_step": (after.ru_minflt - before.ru_minflt) / steps}
+            "minor_faults_per_step": (after.ru_minflt - before.ru_minflt) / steps,
+            "peak_rss_mib": after.ru_maxrss / 1024}
 
 
 def run_child(config: str, mode: str, steps: int) -> dict:
@@ -93,16 +94,17 @@ def main(argv) -> None:
             for mode in (MODES if r % 2 == 0 else MODES[::-1]):
                 results.append(run_child(config, mode, args.steps))
                 print(json.dumps(results[-1]), flush=True)
-    print("\n| train step | malloc | ms/step | kernel CPU s/step | minor page faults/step | speed-up |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("\n| train step | malloc | ms/step | kernel CPU s/step | minor page faults/step | peak RSS MiB | speed-up |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for config in args.configs:
         rows = {m: [x for x in results if x["config"] == config and x["mode"] == m] for m in MODES}
         ms = {m: float(np.median([x["ms_per_step"] for x in rows[m]])) for m in MODES}
         for m in MODES:
             sys_s = np.median([x["system_s_per_step"] for x in rows[m]])
             faults = np.median([x["minor_faults_per_step"] for x in rows[m]])
+            rss = np.median([x["peak_rss_mib"] for x in rows[m]])
             speedup = f"{ms['defaults'] / ms[m]:.2f}x" if m == "settings" else ""
-            print(f"| {config} | {m} | {ms[m]:.0f} | {sys_s:.2f} | {faults:,.0f} | {speedup} |")
+            print(f"| {config} | {m} | {ms[m]:.0f} | {sys_s:.2f} | {faults:,.0f} | {rss:,.0f} | {speedup} |")
 
 
 if __name__ == "__main__":

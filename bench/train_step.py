@@ -3,7 +3,8 @@
     nice python -m bench.train_step [--configs=16to64,32to128] [--widths=quickstart|paper]
                                     [--precision=float32] [--steps=8] [--batch=8] [--profile]
 
-Everything is measured in one run, so the ratios hold even on a busy shared machine:
+Everything is measured in one run, so the ratios hold even on a busy shared machine, with the
+malloc settings that `python -m tf_stacksr.train` applies (`tf_stacksr.allocator`):
 - matmul GFLOP/s: a float32 2048x2048 matmul in a tf.function, timed before and after the
   train steps (the better of the two is the reference: a busy neighbour only lowers it);
 - per config and per XLA setting: the full train step (generator, discriminators, both Adam
@@ -27,6 +28,7 @@ from absl import app, flags
 
 from bench.device import cpu_name
 from bench.measure import FACES, fixed_batch, graph_flops, matmul_gflops, median_seconds, op_time_shares
+from tf_stacksr import allocator
 from tf_stacksr.config import Config
 from tf_stacksr.training.train_lib import Trainer
 
@@ -67,6 +69,7 @@ flags.DEFINE_bool("profile", False, "Also print op-type time shares (first confi
 def main(argv) -> None:
     del argv
     args = flags.FLAGS
+    allocator.keep_freed_memory()  # as every command does at start-up
 
     reference = [matmul_gflops()]
     rows, shares = [], []
