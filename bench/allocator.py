@@ -1,20 +1,22 @@
 """Train-step time with glibc's malloc defaults and with `tf_stacksr.allocator`'s settings.
 
-    nice python -m bench.allocator [--configs=quickstart,psnr_16to64,gan_16to64] [--rounds=1] [--steps=6]
+    nice python -m bench.allocator [--configs=quickstart,celeba_16to64_psnr,celeba_16to64_gan] [--rounds=1] [--steps=6]
 
 Every command of the library applies the settings at start-up (`tf_stacksr.startup`); they are
 process-wide, so each measurement is a fresh process. Per round and config, one process runs with
-the defaults and one with the settings (which goes first alternates between rounds); each builds
-the Trainer, runs two warm-up steps, then times `--steps` full train steps on one fixed in-memory
-batch of fixture faces (`bench.measure.fixed_batch`). It reports the median ms per step, kernel
-CPU seconds and minor page faults per step, and the process's peak resident memory. Nothing else
-runs in those processes first: a large matmul before the first step raises glibc's dynamic
-thresholds by itself and would hide the difference.
+the defaults and one with the settings (which goes first alternates between rounds); each builds the
+Trainer of the config's recipe (`recipe`), runs two warm-up steps, then times `--steps` full train
+steps on one fixed in-memory batch of fixture faces (`bench.measure.fixed_batch`). It reports the
+median ms per step, kernel CPU seconds and minor page faults per step, and the process's peak
+resident memory. Nothing else runs in those processes first: a large matmul before the first step
+raises glibc's dynamic thresholds by itself and would hide the difference.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -25,21 +27,32 @@ import numpy as np
 from absl import app, flags
 
 from bench.measure import FACES
+from tf_stacksr import config as config_lib
+from tf_stacksr.config import Config
+from tf_stacksr.models import layout, zoo
 
-SHIPPED = dict(res_blocks=4, res_convs=4, res_kernel=3, unet_filters=32, unet_max_filters=256, up_filters=64)
-CONFIGS = {  # name -> Config fields: the quickstart, and the shipped 16->64 recipes (batch 16)
-    "quickstart": dict(hr_size=64, scale=4, batch_size=8, unet_filters=32, unet_max_filters=128, up_filters=32,
-                       disc_filters=32),
-    "psnr_16to64": dict(hr_size=64, scale=4, batch_size=16, adv_weight=0.0, **SHIPPED),
-    "gan_16to64": dict(hr_size=64, scale=4, batch_size=16, disc_filters=64, identity_weight=20.0,
-                       diff_augment="color,translation,cutout", **SHIPPED),
-}
+QUICKSTART = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "quickstart.flags")
 MODES = ("defaults", "settings")
 
-flags.DEFINE_list("configs", ["quickstart", "psnr_16to64"], f"Train steps to time: {', '.join(CONFIGS)}.")
+flags.DEFINE_list("configs", ["quickstart", zoo.PSNR_MODEL, zoo.GAN_MODEL],
+                  "Train steps to time: `quickstart` (configs/quickstart.flags) or shipped model names (the recipe "
+                  "in their config.json).")
 flags.DEFINE_integer("rounds", 1, "Paired rounds (each: every config, both malloc modes).")
 flags.DEFINE_integer("steps", 6, "Timed steps per process (median reported).")
 flags.DEFINE_string("child", None, "Internal: time CONFIG,MODE in this process and print JSON.")
+
+
+def recipe(name: str) -> Config:
+    """The training config of `name`, set to train on the fixture faces on one device."""
+    if name == "quickstart":
+        values = flags.FlagValues()
+        config_lib.define_flags(values)
+        values(["bench", f"--flagfile={QUICKSTART}"])
+        cfg = config_lib.from_flags(values)
+    else:
+        cfg = config_lib.load_json(layout.config_path(zoo.resolve(name)))
+    return dataclasses.replace(cfg, data_dir=FACES, model_dir=tempfile.mkdtemp(), strategy="one_device",
+                               init_from="", teacher="")
 
 
 def time_in_this_process(config: str, mode: str, steps: int) -> dict:
@@ -50,10 +63,9 @@ def time_in_this_process(config: str, mode: str, steps: int) -> dict:
     import tensorflow as tf
 
     from bench.measure import fixed_batch
-    from tf_stacksr.config import Config
     from tf_stacksr.training.train_lib import Trainer
 
-    cfg = Config(data_dir=FACES, model_dir=tempfile.mkdtemp(), strategy="one_device", **CONFIGS[config])
+    cfg = recipe(config)
     trainer = Trainer(cfg)
     batch = fixed_batch(cfg)
     iterator = iter(trainer.strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch).repeat()))
@@ -85,9 +97,10 @@ def main(argv) -> None:
         config, mode = args.child.split(",")
         print(json.dumps(time_in_this_process(config, mode, args.steps)))
         return
-    unknown = [c for c in args.configs if c not in CONFIGS]
+    known = ["quickstart", *zoo.shipped()]
+    unknown = [c for c in args.configs if c not in known]
     if unknown:
-        raise app.UsageError(f"--configs: unknown {', '.join(unknown)}; expected some of {', '.join(CONFIGS)}")
+        raise app.UsageError(f"--configs: unknown {', '.join(unknown)}; expected some of {', '.join(known)}")
     results = []
     for r in range(args.rounds):
         for config in args.configs:

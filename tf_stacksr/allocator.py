@@ -4,11 +4,11 @@ A training step on the CPU allocates and frees its intermediate tensors, from se
 every step. With glibc's defaults, each thread's heap hands freed memory back to the system at
 once (keeping 128 KiB), and buffers above a threshold that starts at 128 KiB are fresh mappings,
 so every step maps, page-faults in and unmaps the same memory again. On 2 CPU cores that kernel
-work took 1.3 of the 1.9 s of a 16->64 training step (shipped widths, batch 16).
+work cost 2.1 CPU seconds per 3.4 s step of the shipped 16->64 PSNR recipe (batch 16).
 `keep_freed_memory` keeps freed memory for reuse (up to 64 MiB of slack per heap, trimmed above
-128 MiB) and serves buffers up to 32 MiB from the heaps: the same step then took 1.4 s, and the
-quickstart's step 0.32 s instead of 0.60 s (`python -m bench.allocator`, docs/benchmarks.md).
-The price is resident memory that stays with the process between steps (50-70 MiB there).
+128 MiB) and serves buffers up to 32 MiB from the heaps: the same step then took 2.3 s, and the
+quickstart's step 0.38 s instead of 0.75 s (`python -m bench.allocator`, docs/benchmarks.md).
+The price is resident memory that stays with the process between steps (50-80 MiB there).
 
 It does nothing where the C library is not glibc (macOS, musl), or where the user set glibc's own
 `MALLOC_*` variables or `GLIBC_TUNABLES` malloc tunables: theirs then apply.
