@@ -50,7 +50,7 @@ def scaled_box(box, factor: float, margin: float, shape) -> tuple[int, int, int,
 
 def measure(paths, upscale: float, tolerance: float) -> dict:
     aligner = align.FaceAligner()
-    method = photo_methods.enhance(upscale)
+    method = photo_methods.build(photo_methods.ENHANCE, upscale)
     faces_out, skipped = [], 0
     for path in tqdm(paths, desc="photos", unit="photo"):
         try:

@@ -175,6 +175,23 @@ def test_the_enhance_adapter_returns_the_photo_and_the_faces_it_found():
     assert 60 < out.face_points[0][:, 0].mean() < 190  # the face is in the middle of the photo, in output pixels
 
 
+@pytest.mark.parametrize("name, degradation", [("enhance", "auto"), ("enhance_realistic", "realistic"),
+                                               ("enhance_bicubic", "bicubic")])
+def test_enhance_methods_route_with_their_degradation(name, degradation, monkeypatch):
+    from tf_stacksr.apps import enhance_lib, routing
+
+    made = []
+    monkeypatch.setattr(routing, "Router", lambda degradation: made.append(degradation) or f"router {degradation}")
+    monkeypatch.setattr(enhance_lib, "make_aligner", lambda detector: "aligner")
+    photo_methods._router.cache_clear()
+    try:
+        method = photo_methods.build(name, 3)
+    finally:
+        photo_methods._router.cache_clear()  # no fake router left for later tests
+    assert made == [degradation] and method.keywords == {"factor": 3, "upscaler": f"router {degradation}",
+                                                         "aligner": "aligner"}
+
+
 def test_photos_command_needs_an_input():
     from tf_stacksr import evaluate
 

@@ -58,7 +58,7 @@ def rgb(path, factor=1.0):
 # What "auto" routing sends a face of each LR size to: the clean model, or the real-photo model
 # where the photo was JPEG'd at that model's quality threshold or below (None: never).
 CLEAN = {16: "celeba_16to64_gan", 32: "celeba_32to128_psnr", 64: "ffhq_celeba_64to256_psnr"}
-REAL = {16: ("celeba_16to64_realistic", 82), 32: ("celeba_32to128_realistic", 72),
+REAL = {16: ("celeba_16to64_realistic", 82), 32: ("celeba_32to128_realistic", 82),
         64: ("ffhq_celeba_64to256_realistic", 52)}
 
 

@@ -25,6 +25,7 @@ import sys
 from absl import app, flags
 
 from tf_stacksr import config
+from tf_stacksr.evaluation import photo_methods
 
 FLAGS = flags.FLAGS
 
@@ -35,7 +36,9 @@ for _field in dataclasses.fields(config.Config):
         flags.DEFINE_integer(_field.name, _field.default, _field.metadata["help"])
 flags.DEFINE_string("data", "", "Faces: a folder of images (searched recursively; centre-cropped like training) or of prepared TFRecord shards (manifest.json).")
 flags.DEFINE_string("eval_split", "test", "Split of prepared shards to evaluate (ignored for image folders; named apart from prepare's --split).")
-flags.DEFINE_list("methods", ["bicubic"], "Comma-separated methods: 'bicubic' and/or models (training model_dir, packed model, SavedModel or shipped model name), each optionally LABEL=MODEL to name its row. Bicubic is always included. photos mode: bicubic, enhance, realesrgan (default bicubic,enhance).")
+flags.DEFINE_list("methods", ["bicubic"], "Comma-separated methods: 'bicubic' and/or models (training model_dir, packed model, SavedModel or shipped model name), each optionally LABEL=MODEL to name its row. Bicubic is always included. photos mode: "
+                  f"{', '.join(photo_methods.REGISTRY)} (default {','.join(photo_methods.DEFAULT_METHODS)}; enhance_X: "
+                  "enhance --degradation=X).")
 flags.DEFINE_string("output_dir", "eval", "Where results.md, results.json and comparison.png are written.")
 flags.DEFINE_integer("eval_batch_size", 32, "Images per batch (named apart from training's --batch_size).")
 flags.DEFINE_integer("limit", None, "Evaluate only the first N faces (photos mode: photos) in sorted order.")
@@ -94,7 +97,7 @@ def _int_list(name: str) -> tuple[int, ...]:
 
 
 def _photos_command(args: list[str]) -> None:
-    from tf_stacksr.evaluation import photo_bench, photo_methods, photo_report
+    from tf_stacksr.evaluation import photo_bench, photo_report
 
     if args:
         raise app.UsageError(f"photos mode: unexpected arguments {args}; the photos folder is --input=DIR")

@@ -16,7 +16,7 @@ input of at least n among those the photo's models are built for, so:
   straight from the photo (one cubic warp, enlarging it: nothing lost);
 - 16 < n <= 32: a 32 -> 128 model;
 - 32 < n <= 48: the 32 -> 128 PSNR model built for 40 or 48 px where it takes the photo (not
-  JPEG'd at q <= 72), else a 64 -> 256 model; 48 < n <= 64: a 64 -> 256 model;
+  JPEG'd at q <= 82), else a 64 -> 256 model; 48 < n <= 64: a 64 -> 256 model;
 - 64 < n <= MAX_FACE (128), in a photo enlarged at least LARGER_MIN_UPSCALE (2) x: the 64 -> 256
   model built for 80, 96, 112 or 128 px. Compute grows with the square of the input side (4x
   at 128 px);
@@ -122,10 +122,10 @@ DEGRADATIONS = ("auto", *MODEL_SETS)  # how a Router picks among them; see the m
 # "auto": the JPEG quality at or below which a photo's faces go to each real-photo model instead
 # of the clean model of its size (100: every photo, also those never compressed). Measured on
 # shrunk LFW photos: the highest quality at which the real-photo model beat the clean one on
-# FID and identity (q80 at 16 px, q70 at 32 px, q50 at 64 px; docs/photos.md, "Compressed
+# FID and identity (q80 at 16 and 32 px, q50 at 64 px; docs/photos.md, "Compressed
 # photos"), plus 2 for the error of the quality read from the pixels. A model not listed gets
 # the default.
-UP_TO_QUALITY = {"celeba_16to64_realistic": 82, "celeba_32to128_realistic": 72, "ffhq_celeba_64to256_realistic": 52}
+UP_TO_QUALITY = {"celeba_16to64_realistic": 82, "celeba_32to128_realistic": 82, "ffhq_celeba_64to256_realistic": 52}
 DEFAULT_UP_TO_QUALITY = 72
 # "auto": the models that take the faces of clean photos instead of the PSNR model of their size.
 # The 16 px GAN: on clean shrunk LFW photos its faces are closer to the originals in FID and

