@@ -52,7 +52,7 @@ def test_the_users_own_malloc_variables_win(clean_env, name, value):
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
 def test_glibc_accepts_every_value():
-    """mallopt refuses values outside its limits (e.g. a mmap threshold above 32 MiB) by returning 0."""
+    """glibc takes every setting (mallopt answers 0 for a parameter or value it refuses)."""
     code = "from tf_stacksr import allocator; print(allocator.keep_freed_memory())"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
