@@ -14,14 +14,12 @@ raises glibc's dynamic thresholds by itself and would hide the difference.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 from absl import app, flags
@@ -45,14 +43,10 @@ flags.DEFINE_string("child", None, "Internal: time CONFIG,MODE in this process a
 def recipe(name: str) -> Config:
     """The training config of `name`, set to train on the fixture faces on one device."""
     if name == "quickstart":
-        values = flags.FlagValues()
-        config_lib.define_flags(values)
-        values(["bench", f"--flagfile={QUICKSTART}"])
-        cfg = config_lib.from_flags(values)
+        cfg = config_lib.from_flagfile(QUICKSTART)
     else:
         cfg = config_lib.load_json(layout.config_path(zoo.resolve(name)))
-    return dataclasses.replace(cfg, data_dir=FACES, model_dir=tempfile.mkdtemp(), strategy="one_device",
-                               init_from="", teacher="")
+    return cfg.replace(data_dir=FACES, model_dir=tempfile.mkdtemp(), strategy="one_device", init_from="", teacher="")
 
 
 def time_in_this_process(config: str, mode: str, steps: int) -> dict:
@@ -62,7 +56,7 @@ def time_in_this_process(config: str, mode: str, steps: int) -> dict:
         assert allocator.keep_freed_memory(), "glibc's mallopt is not available here"
     import tensorflow as tf
 
-    from bench.measure import fixed_batch
+    from bench.measure import fixed_batch, median_seconds
     from tf_stacksr.training.train_lib import Trainer
 
     cfg = recipe(config)
@@ -72,13 +66,9 @@ def time_in_this_process(config: str, mode: str, steps: int) -> dict:
     step = lambda: trainer.train_step(iterator)["g_total"].numpy()  # noqa: E731
     step(), step()
     before = resource.getrusage(resource.RUSAGE_SELF)
-    seconds = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        seconds.append(time.perf_counter() - start)
+    seconds = median_seconds(step, steps, warmup=0)
     after = resource.getrusage(resource.RUSAGE_SELF)
-    return {"config": config, "mode": mode, "ms_per_step": 1e3 * float(np.median(seconds)),
+    return {"config": config, "mode": mode, "ms_per_step": 1e3 * seconds,
             "system_s_per_step": (after.ru_stime - before.ru_stime) / steps,
             "minor_faults_per_step": (after.ru_minflt - before.ru_minflt) / steps,
             "peak_rss_mib": after.ru_maxrss / 1024}

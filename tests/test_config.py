@@ -78,3 +78,13 @@ def test_cli_fails_fast_naming_the_flag(tmp_path, args, flag):
     assert result.returncode != 0
     assert flag in result.stderr
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_from_flagfile_reads_nested_flagfiles_over_the_defaults(tmp_path):
+    base = tmp_path / "base.flags"
+    base.write_text("--unet_filters=16\n--batch_size=4\n")
+    top = tmp_path / "top.flags"
+    top.write_text(f"# a comment\n--flagfile={base}\n--batch_size=2\n--hr_size=128\n")
+    cfg = config_lib.from_flagfile(str(top))
+    assert (cfg.unet_filters, cfg.batch_size, cfg.hr_size) == (16, 2, 128)  # the later line wins, as in absl
+    assert cfg.scale == Config().scale and cfg.res_blocks == Config().res_blocks  # unset: the defaults

@@ -240,6 +240,14 @@ def from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> Config:
     return options_from_flags(Config, flag_values)
 
 
+def from_flagfile(path: str) -> Config:
+    """The Config training would use under this flagfile (nested flagfiles included), nothing else set."""
+    values = flags.FlagValues()
+    define_flags(values)
+    values(["flagfile", f"--flagfile={path}"])
+    return from_flags(values)
+
+
 def save_json(cfg: Config, path: str) -> None:
     import json
 

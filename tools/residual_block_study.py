@@ -44,10 +44,7 @@ def flagfile_value(path: str, name: str) -> str:
     """The value training would use for --name under this flagfile (nested flagfiles included)."""
     from tf_stacksr import config as config_lib
 
-    values = flags.FlagValues()
-    config_lib.define_flags(values)
-    values(["study", f"--flagfile={path}"])
-    return str(values[name].value)
+    return str(getattr(config_lib.from_flagfile(path), name))
 
 
 def parameter_count(model_dir: str) -> int:
