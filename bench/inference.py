@@ -60,7 +60,7 @@ def main(argv) -> None:
     cfg = upscaler.cfg
     print(f"\ndevice: {cpu_name()} ({os.cpu_count()} cores visible)")
     print(f"model: {args.model_dir} ({cfg.lr_size}->{cfg.hr_size}, unet {cfg.unet_filters}/{cfg.unet_max_filters}, "
-          f"up {cfg.up_filters}, {cfg.res_blocks}x{cfg.res_convs} residual convs), batch {args.batch}")
+          f"up {cfg.up_filters}, {cfg.blocks_text}x{cfg.res_convs} residual convs), batch {args.batch}")
     print(f"{'upscaler':22} {'faces/s':>9} {'peak RSS MiB':>13} {'(+ over previous)':>18}")
     print(f"{'setup (TF, inputs)':22} {'':>9} {setup_mib:13.0f}")
     print(f"{'bicubic resize':22} {bicubic_rate:9.1f} {bicubic_mib:13.0f} {bicubic_mib - setup_mib:+18.0f}")

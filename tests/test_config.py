@@ -24,6 +24,8 @@ def test_stage_sizes(hr_size, scale, stages):
     (dict(scale=3), "--scale"), (dict(scale=1), "--scale"), (dict(scale=6), "--scale"),
     (dict(hr_size=100, scale=8), "--hr_size"), (dict(hr_size=88, scale=4), "--hr_size"), (dict(hr_size=8, scale=4), "--hr_size"),
     (dict(res_blocks=0), "--res_blocks"), (dict(res_kernel=2), "--res_kernel"),
+    (dict(stage_res_blocks="6"), "--stage_res_blocks"), (dict(stage_res_blocks="6,0"), "--stage_res_blocks"),
+    (dict(stage_res_blocks="6,two"), "--stage_res_blocks"), (dict(stage_res_blocks="2,2,2"), "--stage_res_blocks"),
     (dict(lambda_l1=-1.0), "--lambda_l1"), (dict(norm="layer"), "--norm"), (dict(degradation="jpeg"), "--degradation"),
     (dict(model_dir=""), "--model_dir"), (dict(identity_weight=-0.1), "--identity_weight"),
     (dict(identity_face_scale=2.0), "--identity_face_scale"),
@@ -44,6 +46,7 @@ def test_summary_says_what_a_run_trains():
     psnr = Config(scale=8, hr_size=128, adv_weight=0, identity_weight=0.5, per_replica_batch_size=4).summary()
     assert psnr.startswith("16->128 px (x8: 3 upsampling stages")
     assert "L1 x100 + identity x0.5 (no adversarial term: PSNR-oriented); batch 4 per replica" in psnr
+    assert "2 upsampling stages of 6/2x4 residual structures" in Config(stage_res_blocks="6,2").summary()
 
 
 def test_data_dir_checked(tmp_path):

@@ -47,6 +47,17 @@ def test_residual_structure_count(m, n):
     assert [l.strides for l in deconvs] == [(2, 2), (2, 2)]
 
 
+def test_residual_structures_per_stage():
+    """--stage_res_blocks gives each upsampling stage its own m, the x2 stage first."""
+    cfg = small(128, 8, stage_res_blocks="3,1,2", res_convs=2)
+    assert cfg.blocks_per_stage == (3, 1, 2)
+    gen = build_generator(cfg)
+    for stage, m in zip(("g2", "g4", "g8"), (3, 1, 2)):
+        assert sorted(l.name for l in gen.layers if l.name.startswith(f"{stage}_res") and "_conv" in l.name) == \
+            [f"{stage}_res{i}_conv{j}" for i in range(m) for j in range(2)]
+    assert small(64, 4, res_blocks=3).blocks_per_stage == (3, 3)
+
+
 def test_residual_outputs_start_near_area_downscaled_input():
     """With --residual, an untrained stage is exactly the input A box-downscaled (zero correction)."""
     cfg = small(64, 4)

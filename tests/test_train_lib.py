@@ -151,9 +151,10 @@ def test_init_from_a_packed_model(tmp_path):
         train_lib.Trainer(tiny_config(tmp_path / "named", init_from="celeba_16to64_psnr")).restore()
 
 
-def test_init_from_a_model_with_more_residual_structures(tmp_path):
-    """A leaner run (fewer --res_blocks) takes the source's first residual structures, layer by
-    layer; a run with more than its source is refused."""
+def test_init_from_a_model_with_other_residual_structures(tmp_path):
+    """A stage with fewer residual structures than the source's takes its first ones, layer by
+    layer; a stage with more starts its extra ones as identities, so the run's generator then
+    computes exactly the source's function."""
     cfg = tiny_config(tmp_path / "source", res_blocks=3)
     source = train_lib.Trainer(cfg)
     rng = np.random.default_rng(0)
@@ -167,8 +168,18 @@ def test_init_from_a_model_with_more_residual_structures(tmp_path):
     for weight in lean.generator.weights:
         assert "res1" not in weight.path and "res2" not in weight.path
         np.testing.assert_array_equal(weight.numpy(), source_weights[weight.path])
-    with pytest.raises(ValueError, match=r"--res_blocks=4 \(it has 3"):
-        train_lib.Trainer(tiny_config(tmp_path / "more", res_blocks=4, init_from=folder)).restore()
+
+    grown = train_lib.Trainer(tiny_config(tmp_path / "grown", stage_res_blocks="5,3", init_from=folder))
+    assert grown.restore() == 0
+    for weight in grown.generator.weights:
+        if weight.path in source_weights:
+            np.testing.assert_array_equal(weight.numpy(), source_weights[weight.path])
+        else:
+            assert weight.path.startswith(("g2_res3", "g2_res4"))
+    blurry = rng.uniform(-1, 1, (2, cfg.hr_size, cfg.hr_size, 3)).astype(np.float32)
+    for ours, theirs in zip(grown.generator(blurry), source.generator(blurry)):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-5)
+    assert np.abs(grown.generator.get_layer("g2_res4_conv0").kernel.numpy()).max() > 0  # trainable, not dead
 
 
 @pytest.mark.slow

@@ -47,6 +47,7 @@ class Config:
     jitter_crop: float = option(1.0, "Training augmentation for other aligners' framings: cut each prepared face to a random centred square of between this fraction and all of its side, at its prepared resolution, before resizing it to the HR size; faces prepared at --face_scale s then span s to s / this of the crop (see tf_stacksr/data/jitter.py); 1 is off.", group="data")
     # Generator.
     res_blocks: int = option(4, "m: residual structures per upsampling stage (paper: 4).", group="generator")
+    stage_res_blocks: str = option("", "m for each upsampling stage instead, comma-separated from the x2 stage up, e.g. 6,2: more structures where the features are small and cheap (a 16 px stage costs a quarter of a 32 px one); empty: --res_blocks at every stage.", group="generator")
     res_convs: int = option(4, "n: convolutions in each residual structure (paper: 4).", group="generator")
     res_kernel: int = option(1, "Kernel size of the residual convolutions (paper: 1).", group="generator")
     unet_filters: int = option(64, "Filters of the first U-Net level; doubled per level up to unet_max_filters.", group="generator")
@@ -106,6 +107,19 @@ class Config:
         """Side length of every generator output, LR first, HR last: the one source of truth."""
         return tuple(self.lr_size * 2**k for k in range(self.num_stages))
 
+    @property
+    def blocks_per_stage(self) -> tuple[int, ...]:
+        """m of each upsampling stage, the x2 stage first (--stage_res_blocks, else --res_blocks)."""
+        if self.stage_res_blocks:
+            return tuple(int(m) for m in self.stage_res_blocks.split(","))
+        return (self.res_blocks,) * (self.num_stages - 1)
+
+    @property
+    def blocks_text(self) -> str:
+        """m as people write it: 4 when every stage has 4, else per stage, e.g. 6/2."""
+        blocks = self.blocks_per_stage
+        return str(blocks[0]) if len(set(blocks)) == 1 else "/".join(map(str, blocks))
+
     def summary(self) -> str:
         """One line on what this run trains, e.g. for the first line a training prints."""
         losses = [f"L1 x{self.lambda_l1:g}"]
@@ -117,7 +131,7 @@ class Config:
         batch = (f"batch {self.per_replica_batch_size} per replica" if self.per_replica_batch_size
                  else f"batch {self.batch_size}")
         return (f"{self.lr_size}->{self.hr_size} px (x{self.scale}: {self.num_stages - 1} upsampling stages of "
-                f"{self.res_blocks}x{self.res_convs} residual structures); losses {' + '.join(losses)}{kind}; "
+                f"{self.blocks_text}x{self.res_convs} residual structures); losses {' + '.join(losses)}{kind}; "
                 f"{batch}; {self.train_steps} steps -> {self.model_dir}")
 
     # ---- validation ----------------------------------------------------------------------
@@ -136,6 +150,11 @@ class Config:
                      "keep_checkpoints", "log_every", "sample_every", "num_samples"):
             if getattr(self, name) < 1:
                 fail(name, getattr(self, name), "an integer >= 1")
+        if self.stage_res_blocks:
+            counts = self.stage_res_blocks.split(",")
+            if len(counts) != self.num_stages - 1 or not all(m.strip().isdigit() and int(m) >= 1 for m in counts):
+                fail("stage_res_blocks", self.stage_res_blocks,
+                     f"{self.num_stages - 1} comma-separated integers >= 1, one per upsampling stage of --scale={self.scale}")
         if self.per_replica_batch_size < 0:
             fail("per_replica_batch_size", self.per_replica_batch_size, "0 (use --batch_size) or a batch size >= 1")
         if self.res_kernel % 2 == 0:
@@ -195,7 +214,7 @@ class Config:
 
 # Options that shape the generator (interpolation needs equal ones), and with the discriminator
 # width all that shape the networks (a run cannot resume with other values).
-GENERATOR_FIELDS = ("hr_size", "scale", "res_blocks", "res_convs", "res_kernel", "unet_filters",
+GENERATOR_FIELDS = ("hr_size", "scale", "res_blocks", "stage_res_blocks", "res_convs", "res_kernel", "unet_filters",
                     "unet_max_filters", "up_filters", "norm", "residual")
 ARCHITECTURE_FIELDS = GENERATOR_FIELDS + ("disc_filters",)
 

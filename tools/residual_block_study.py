@@ -59,7 +59,7 @@ def train(setting: tuple[int, int], flagfile: str, run_dir: str) -> float:
     """Train (or finish training) one setting; returns the wall time spent now, in seconds."""
     m, n = setting
     command = [sys.executable, "-m", "tf_stacksr.train", f"--flagfile={flagfile}", f"--model_dir={run_dir}",
-               f"--res_blocks={m}", f"--res_convs={n}", f"--train_steps={FLAGS.train_steps}", "--init_from="]
+               f"--res_blocks={m}", "--stage_res_blocks=", f"--res_convs={n}", f"--train_steps={FLAGS.train_steps}", "--init_from="]
     if FLAGS.data_dir:
         command.append(f"--data_dir={FLAGS.data_dir}")
     print(f"[study] {m}x{n}: {' '.join(command[1:])}", flush=True)

@@ -23,11 +23,12 @@ from __future__ import annotations
 import os
 
 import keras
+import numpy as np
 
 from tf_stacksr import config as config_lib
 from tf_stacksr.config import Config
 from tf_stacksr.models import layout, packed, runs, zoo
-from tf_stacksr.networks import build_generator
+from tf_stacksr.networks import build_generator, upsampler
 from tf_stacksr.serving.upscalers import GeneratorUpscaler, SavedModelUpscaler
 
 
@@ -45,12 +46,10 @@ def _generator_of(path: str) -> tuple[Config, keras.Model]:
 
 def check_init_source(cfg: Config, path: str) -> Config:
     """The Config of the generator in `path`; ValueError unless a run of `cfg` can start from it
-    (`assign_generator`)."""
+    (`assign_generator`): the same generator but for the number of residual structures per stage."""
     source = runs.load_config(path)
     diffs = [f"--{k}={getattr(cfg, k)!r} (it has {getattr(source, k)!r})" for k in config_lib.GENERATOR_FIELDS
-             if k != "res_blocks" and getattr(cfg, k) != getattr(source, k)]
-    if cfg.res_blocks > source.res_blocks:
-        diffs.append(f"--res_blocks={cfg.res_blocks} (it has {source.res_blocks}; a run may have as many or fewer)")
+             if k not in ("res_blocks", "stage_res_blocks") and getattr(cfg, k) != getattr(source, k)]
     if diffs:
         raise ValueError(f"--init_from={path}: another generator architecture: " + "; ".join(diffs))
     return source
@@ -60,13 +59,15 @@ def assign_generator(source: str, generator: keras.Model, cfg: Config) -> str:
     """Set `generator`'s weights (built from `cfg`) from `source` (shipped name, packed model or run).
 
     Used to start training from another model (`--init_from`); returns the source's folder. The
-    architectures must match (`check_init_source`), except that the source may have more residual
-    structures per stage (--res_blocks): the run then takes the source's first ones, layer by
-    layer. Each structure adds a correction to its input (z + F(z)), so the network without the
-    last ones still works and only has to adapt, e.g. distilled from the source (--teacher).
+    architectures must match (`check_init_source`), except for the residual structures per stage
+    (--res_blocks, --stage_res_blocks). Each structure adds a correction to its input (z + F(z)),
+    so a stage with fewer structures than the source's takes its first ones and still works, and
+    a stage with more starts its extra ones as identities (the last conv of F zeroed): the run
+    starts from a network close to, or exactly computing, the source's, and only has to adapt,
+    e.g. distilled from the source (--teacher).
     """
     path = zoo.resolve(source)
-    if check_init_source(cfg, path).res_blocks == cfg.res_blocks:
+    if check_init_source(cfg, path).blocks_per_stage == cfg.blocks_per_stage:
         if layout.is_packed(path):
             packed.assign_weights(path, generator)
         else:
@@ -74,8 +75,14 @@ def assign_generator(source: str, generator: keras.Model, cfg: Config) -> str:
         return path
     source_layers = {layer.name: layer for layer in _generator_of(path)[1].layers}
     for layer in generator.layers:
-        if layer.weights:
+        if not layer.weights:
+            continue
+        if layer.name in source_layers:
             layer.set_weights(source_layers[layer.name].get_weights())
+        elif upsampler.is_residual_output(layer.name, cfg.res_convs):
+            layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+        elif not upsampler.is_residual_conv(layer.name):
+            raise ValueError(f"--init_from={path}: its generator has no layer {layer.name!r}")
     return path
 
 

@@ -31,7 +31,7 @@ def build_generator(cfg: Config) -> keras.Model:
     image = to_image(features, base, residual=cfg.residual, name=f"stage_{stage_name(0)}")
     outputs = [image]
     for k in range(1, cfg.num_stages):
-        features = upsampling_stage(features, image, filters=cfg.up_filters, res_blocks=cfg.res_blocks,
+        features = upsampling_stage(features, image, filters=cfg.up_filters, res_blocks=cfg.blocks_per_stage[k - 1],
                                     res_convs=cfg.res_convs, kernel=cfg.res_kernel, name=f"g{2**k}")
         base = area_downscale(inputs, cfg.hr_size // sizes[k], name=f"base_{stage_name(k)}")
         image = to_image(features, base, residual=cfg.residual, name=f"stage_{stage_name(k)}")
