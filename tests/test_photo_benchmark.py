@@ -235,7 +235,8 @@ def test_the_benchmark_writes_its_three_files(fixture_run):
     assert [r["method"] for r in saved["settings"][0]["rows"]] == ["bicubic", "enhance", "original", "grey"]
     text = (out / photo_report.MARKDOWN_FILE).read_text()
     assert "### x4, no JPEG" in text and "| original | ∞ | 1.0000 |" in text and "evaluate photos (test)" in text
-    assert "grey − bicubic, face by face (mean ± 2 standard errors): face PSNR-Y -" in text
+    assert "grey − bicubic on the same faces (± 2 standard errors; FID's from resampling the faces): face PSNR-Y -" in text
+    assert ", FID +" in text
     figure = cv2.imread(str(out / photo_report.FIGURE_FILE))
     assert figure.shape[0] > 2 * 240 and figure.shape[1] > 6 * 240  # 2 photos; input, 4 methods, original
 
@@ -254,3 +255,6 @@ def test_the_benchmark_ranks_known_answers(fixture_run):
     assert rows["grey"]["difference"]["sface_cosine"]["mean"] == pytest.approx(
         rows["grey"]["sface_cosine"] - rows["bicubic"]["sface_cosine"])  # paired means differ as the means do
     assert rows["original"]["difference"]["psnr_y"] is None  # every PSNR infinite: nothing to pair
+    fid_gap = rows["grey"]["difference"]["fid"]  # the whole-set FIDs' difference, with a resampled spread
+    assert fid_gap["mean"] == pytest.approx(rows["grey"]["fid"] - rows["bicubic"]["fid"], rel=1e-6)
+    assert fid_gap["se"] > 0 and fid_gap["n"] == report["counts"]["faces"]

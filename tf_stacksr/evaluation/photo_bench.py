@@ -164,10 +164,10 @@ class _Judges:
 
 # ---- scores --------------------------------------------------------------------------------
 class _FidSet:
-    """Inception statistics of a stream of crops, computed in batches."""
+    """Inception features of a stream of crops, computed in batches, one row per face."""
 
     def __init__(self, features: Callable):
-        self.features, self.acc, self.pending = features, fid.StatsAccumulator(), []
+        self.features, self.rows, self.pending = features, [], []
 
     def add(self, crop: np.ndarray) -> None:
         self.pending.append(crop)
@@ -176,12 +176,16 @@ class _FidSet:
 
     def flush(self) -> None:
         if self.pending:
-            self.acc.update(self.features(np.stack(self.pending)))
+            self.rows.append(self.features(np.stack(self.pending)))
             self.pending = []
 
-    def stats(self) -> fid.FidStats | None:
+    def all(self) -> np.ndarray:
         self.flush()
-        return self.acc.result() if self.acc.n >= 2 else None
+        return np.concatenate(self.rows) if self.rows else np.zeros((0, 0))
+
+    def stats(self) -> fid.FidStats | None:
+        features = self.all()
+        return fid.stats_of(features) if len(features) >= 2 else None
 
 
 class _MethodScores:
@@ -262,13 +266,16 @@ def paired_difference(values: Sequence[float], baseline: Sequence[float]) -> dic
     return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))), "n": int(len(d))}
 
 
-def setting_rows(scores: Sequence[_MethodScores], reference_fid: fid.FidStats | None) -> list[dict]:
-    """Each method's summary; after the first, each with its paired differences from the first."""
-    rows = [s.summary(reference_fid) for s in scores]
+def setting_rows(scores: Sequence[_MethodScores], reference_fid: _FidSet) -> list[dict]:
+    """Each method's summary; after the first, each with its paired differences from the first
+    (FID's by resampling the faces, `fid.paired_fid_difference`)."""
+    ref_stats, ref_features = reference_fid.stats(), reference_fid.all()
+    rows = [s.summary(ref_stats) for s in scores]
     first = scores[0]
     for score, row in zip(scores[1:], rows[1:]):
         row["difference"] = {"from": first.name,
-                             **{k: paired_difference(score.values[k], first.values[k]) for k in PAIRED}}
+                             **{k: paired_difference(score.values[k], first.values[k]) for k in PAIRED},
+                             "fid": fid.paired_fid_difference(score.fid.all(), first.fid.all(), ref_features)}
     return rows
 
 
@@ -358,7 +365,6 @@ def run(opts: PhotoBenchOptions, factories: Mapping[str, Callable[[int], photo_m
                 figure_rows.append((os.path.relpath(path, opts.input), small, shown, reference))
     if counts["photos"] == 0:
         raise ValueError(f"--input={opts.input}: none of {len(paths)} images could be read: {skipped[:3]}")
-    ref_stats = reference_fid.stats()
     report = {
         "input": opts.input,
         "methods": names,
@@ -369,7 +375,7 @@ def run(opts: PhotoBenchOptions, factories: Mapping[str, Callable[[int], photo_m
         "identity": opts.identity,
         "box_margin": opts.box_margin,
         "fid_crop": FID_CROP,
-        "settings": [{"factor": f, "jpeg": q, "rows": setting_rows(scores[(f, q)], ref_stats)} for f, q in settings],
+        "settings": [{"factor": f, "jpeg": q, "rows": setting_rows(scores[(f, q)], reference_fid)} for f, q in settings],
         "figure": {"factor": figure_setting[0], "jpeg": figure_setting[1], "photos": [r[0] for r in figure_rows]},
         "command": opts.command,
         "wall_time_s": round(time.time() - start, 1),

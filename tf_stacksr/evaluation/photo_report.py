@@ -62,16 +62,17 @@ def table(setting: dict, report: dict) -> list[str]:
     return lines
 
 
-# (name, unit, decimals) of each score `photo_bench.PAIRED` compares face by face.
+# (name, unit, decimals) of each score `photo_bench.PAIRED` compares face by face, and FID.
 _DIFFERENCES = {"psnr_y": ("face PSNR-Y", " dB", 2), "sface_cosine": ("SFace cosine", "", 3),
-                "dlib_distance": ("dlib distance", "", 3)}
+                "dlib_distance": ("dlib distance", "", 3), "fid": ("FID", "", 1)}
 
 
 def _difference_line(row: dict) -> str:
-    """"method − first method, face by face (mean ± 2 standard errors): ..." over the paired scores."""
+    """"method − first method on the same faces (± 2 standard errors): ..." over the paired scores."""
     parts = [f"{name} {d['mean']:+.{k}f} ± {2 * d['se']:.{k}f}{unit}" for key, (name, unit, k) in _DIFFERENCES.items()
              if (d := row["difference"].get(key)) is not None]
-    return (f"{row['method']} − {row['difference']['from']}, face by face (mean ± 2 standard errors): "
+    return (f"{row['method']} − {row['difference']['from']} on the same faces (± 2 standard errors; FID's from "
+            f"resampling the faces): "
             + (", ".join(parts) if parts else "—") + ".")
 
 
