@@ -1,6 +1,6 @@
 """Train-step speed: images/s and achieved GFLOP/s, as a fraction of this machine's matmul GFLOP/s.
 
-    nice python -m bench.train_step [--configs=16to64,32to128] [--widths=quickstart|paper]
+    nice python -m bench.train_step [--configs=16to64,32to128] [--widths=quickstart|paper|shipped]
                                     [--precision=float32] [--steps=8] [--batch=8] [--profile]
 
 Everything is measured in one run, so the ratios hold even on a busy shared machine, with the
@@ -28,7 +28,7 @@ from absl import app, flags
 
 from bench.device import cpu_name
 from bench.measure import FACES, fixed_batch, graph_flops, matmul_gflops, median_seconds, op_time_shares
-from tf_stacksr import allocator
+from tf_stacksr import allocator, config
 from tf_stacksr.config import Config
 from tf_stacksr.training.train_lib import Trainer
 
@@ -36,7 +36,17 @@ CONFIGS = {"16to64": dict(hr_size=64, scale=4), "32to128": dict(hr_size=128, sca
 WIDTHS = {
     "quickstart": dict(unet_filters=32, unet_max_filters=128, up_filters=32, disc_filters=32),
     "paper": dict(unet_filters=64, unet_max_filters=512, up_filters=64, disc_filters=64),
+    "shipped": "configs/base/shipped_generator.flags",  # the generator every shipped model has
 }
+
+
+def network_options(widths: str) -> dict:
+    """The Config options of a --widths choice (a flagfile's generator options, read from it)."""
+    chosen = WIDTHS[widths]
+    if isinstance(chosen, dict):
+        return chosen
+    cfg = config.from_flagfile(os.path.join(os.path.dirname(__file__), os.pardir, chosen))
+    return {k: getattr(cfg, k) for k in config.GENERATOR_FIELDS if k not in ("hr_size", "scale")}
 
 
 def time_train_step(trainer: Trainer, batch, steps: int) -> float:
@@ -60,7 +70,7 @@ def profile_op_shares(trainer: Trainer, batch, steps: int = 3) -> list[tuple[str
 
 flags.DEFINE_integer("steps", 8, "Timed steps per setting (median reported).")
 flags.DEFINE_integer("batch", 8, "Global batch size.")
-flags.DEFINE_enum("widths", "quickstart", sorted(WIDTHS), "Network widths.")
+flags.DEFINE_enum("widths", "quickstart", sorted(WIDTHS), "Network widths (shipped: the shipped models' generator, with 3x3 residual convs).")
 flags.DEFINE_multi_enum("configs", list(CONFIGS), sorted(CONFIGS), "Model sizes to time (repeat the flag or comma-separate).")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Precision policy.")
 flags.DEFINE_bool("profile", False, "Also print op-type time shares (first config, no XLA).")
@@ -76,7 +86,7 @@ def main(argv) -> None:
     for name in args.configs:
         for xla in (False, True):
             cfg = Config(data_dir=FACES, model_dir=tempfile.mkdtemp(), batch_size=args.batch, strategy="one_device",
-                         jit_compile=xla, mixed_precision=args.precision, **CONFIGS[name], **WIDTHS[args.widths])
+                         jit_compile=xla, mixed_precision=args.precision, **CONFIGS[name], **network_options(args.widths))
             trainer = Trainer(cfg)
             batch = fixed_batch(cfg)
             flops = step_flops(trainer, batch)
