@@ -53,6 +53,7 @@ def time_train_step(trainer: Trainer, batch, steps: int) -> float:
     """Median seconds per full train step (after two warm-up steps)."""
     ds = tf.data.Dataset.from_tensors(batch).repeat()
     iterator = iter(trainer.strategy.experimental_distribute_dataset(ds))
+    allocator.keep_freed_memory()  # again: TensorFlow's generator dataset behind this iterator resets M_TRIM_THRESHOLD
     return median_seconds(lambda: trainer.train_step(iterator)["g_total"].numpy(), steps, warmup=2)
 
 
