@@ -164,10 +164,11 @@ class _Judges:
 
 # ---- scores --------------------------------------------------------------------------------
 class _FidSet:
-    """Inception features of a stream of crops, computed in batches, one row per face."""
+    """Inception features of a stream of crops, computed in batches: their statistics, and one
+    row per face for resampling."""
 
     def __init__(self, features: Callable):
-        self.features, self.rows, self.pending = features, [], []
+        self.features, self.acc, self.rows, self.pending = features, fid.StatsAccumulator(), [], []
 
     def add(self, crop: np.ndarray) -> None:
         self.pending.append(crop)
@@ -177,6 +178,7 @@ class _FidSet:
     def flush(self) -> None:
         if self.pending:
             self.rows.append(self.features(np.stack(self.pending)))
+            self.acc.update(self.rows[-1])
             self.pending = []
 
     def all(self) -> np.ndarray:
@@ -184,8 +186,8 @@ class _FidSet:
         return np.concatenate(self.rows) if self.rows else np.zeros((0, 0))
 
     def stats(self) -> fid.FidStats | None:
-        features = self.all()
-        return fid.stats_of(features) if len(features) >= 2 else None
+        self.flush()
+        return self.acc.result() if self.acc.n >= 2 else None
 
 
 class _MethodScores:

@@ -171,12 +171,6 @@ def is_stats_file(path: str) -> bool:
     return path.lower().endswith(".npz") and os.path.isfile(path)
 
 
-def stats_of(features: np.ndarray) -> FidStats:
-    """FidStats of a set's [n, d] features (all in memory; `StatsAccumulator` for streams)."""
-    features = np.asarray(features, np.float64)
-    return FidStats(features.mean(axis=0), np.cov(features, rowvar=False), len(features))
-
-
 def _fid_of_grams(gxx: np.ndarray, gyy: np.ndarray, gxy: np.ndarray) -> float:
     """FID of two sets of n feature vectors given only their Gram matrices (Gxy = X Yᵀ, n x n).
 
