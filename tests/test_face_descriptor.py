@@ -111,3 +111,35 @@ def test_a_file_that_is_not_the_descriptor_net_is_refused(tmp_path):
         face_descriptor.FaceDescriptor(str(bogus))
     with pytest.raises(FileNotFoundError, match="missing.dat"):
         face_descriptor.FaceDescriptor(str(tmp_path / "missing.dat"))
+
+
+@pytest.mark.parametrize("size, face_scale", [(64, 0.7), (128, 0.7), (256, 0.5), (64, 0.45)])
+def test_aligned_chips_equal_tensorflows_crop_and_resize_and_compile_with_xla(size, face_scale):
+    """The chip is the same bilinear crop tf.image.crop_and_resize takes (zeros past the edge), also under XLA."""
+    faces = tf.random.stateless_uniform([3, size, size, 3], seed=[size, 7], minval=-1.0, maxval=1.0)
+    half = face_scale * 1.5 / 2.0
+    box = tf.constant([[0.5 - half, 0.5 - half, 0.5 + half, 0.5 + half]] * 3)
+    expected = tf.clip_by_value(tf.image.crop_and_resize((faces + 1.0) * 127.5, box, tf.range(3),
+                                                         [face_descriptor.CHIP_SIZE] * 2), 0.0, 255.0)
+    np.testing.assert_allclose(face_descriptor.aligned_chips(faces, face_scale).numpy(), expected.numpy(), atol=0.01)  # grey levels
+    compiled = tf.function(lambda x: face_descriptor.aligned_chips(x, face_scale), jit_compile=True)
+    np.testing.assert_allclose(compiled(faces).numpy(), expected.numpy(), atol=0.01)  # grey levels
+    assert (face_scale * 1.5 > 1) == bool(np.all(expected.numpy()[:, 0] == 0))  # the border past the crop
+
+
+def test_aligned_chips_gradient_is_crop_and_resizes():
+    faces = tf.random.stateless_uniform([2, 64, 64, 3], seed=[1, 2], minval=-0.9, maxval=0.9)
+    box = tf.constant([[0.475, 0.475, 0.525, 0.525]] * 2)  # face_scale 1/30: no clipping at 0 or 255
+    weights = tf.random.stateless_normal([2, 150, 150, 3], seed=[3, 4])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(faces)
+        ours = tf.reduce_sum(face_descriptor.aligned_chips(faces, 0.05 / 1.5) * weights)
+        theirs = tf.reduce_sum(tf.image.crop_and_resize((faces + 1.0) * 127.5, box, tf.range(2), [150, 150]) * weights)
+    expected = tape.gradient(theirs, faces).numpy()
+    # float32 sums of up to ~100 terms each: equal to 1e-4 of the gradient's scale
+    np.testing.assert_allclose(tape.gradient(ours, faces).numpy(), expected, atol=1e-4 * np.abs(expected).max())
+
+
+def test_aligned_chips_need_square_faces_of_a_static_size():
+    with pytest.raises(ValueError, match="square faces"):
+        face_descriptor.aligned_chips(tf.zeros([1, 64, 48, 3]))

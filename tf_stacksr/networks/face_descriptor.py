@@ -138,18 +138,38 @@ class FaceDescriptor(tf.Module):
         return tf.matmul(tf.reduce_mean(x, axis=[1, 2]), self._fc)
 
 
+def _bilinear_crop_weights(size: int, start: float, end: float, out: int) -> np.ndarray:
+    """[out, size] weights of tf.image.crop_and_resize's bilinear samples of [start, end] along one axis.
+
+    Sample i sits at start * (size - 1) + i * (end - start) * (size - 1) / (out - 1) input pixels
+    and mixes its two neighbours; a sample outside the image gets a zero row (the op's
+    extrapolation value 0).
+    """
+    weights = np.zeros((out, size), np.float32)
+    for i, at in enumerate(start * (size - 1) + np.arange(out) * (end - start) * (size - 1) / (out - 1)):
+        if 0 <= at <= size - 1:
+            low = int(np.floor(at))
+            weights[i, low] += 1.0 - (at - low)
+            weights[i, min(low + 1, size - 1)] += at - low
+    return weights
+
+
 def aligned_chips(faces: tf.Tensor, face_scale: float = 0.7) -> tf.Tensor:
     """dlib's 150x150 descriptor chips of faces aligned by `tf_stacksr.prepare` ([-1, 1] in, 0-255 out).
 
     Prepared crops put dlib's 5-point mean face in a centred box spanning `face_scale` of the
     side; `dlib.get_face_chip(..., padding=0.25)` puts that box in the middle 1/1.5 of the chip.
     So the chip is one fixed, differentiable bilinear crop-and-resize, reaching a little past
-    the crop (zeros there, as dlib pads) when face_scale * 1.5 > 1.
+    the crop (zeros there, as dlib pads) when face_scale * 1.5 > 1. The same box on both axes
+    makes it two small matrix products (what `tf.image.crop_and_resize` computes, written so
+    that XLA can compile it: `--jit_compile` with the identity term).
     """
     half = face_scale * 1.5 / 2.0
-    box = tf.constant([[0.5 - half, 0.5 - half, 0.5 + half, 0.5 + half]], tf.float32)
-    faces = tf.cast(faces, tf.float32)
-    count = tf.shape(faces)[0]
-    chips = tf.image.crop_and_resize((faces + 1.0) * 127.5, tf.tile(box, [count, 1]), tf.range(count),
-                                     [CHIP_SIZE, CHIP_SIZE])
+    size = faces.shape[1]
+    if size is None or faces.shape[2] != size:
+        raise ValueError(f"aligned_chips needs square faces of a static size, got shape {faces.shape}")
+    weights = tf.constant(_bilinear_crop_weights(size, 0.5 - half, 0.5 + half, CHIP_SIZE))
+    pixels = (tf.cast(faces, tf.float32) + 1.0) * 127.5
+    chips = tf.einsum("iy,byxc->bixc", weights, pixels)
+    chips = tf.einsum("jx,bixc->bijc", weights, chips)
     return tf.clip_by_value(chips, 0.0, 255.0)
