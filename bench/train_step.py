@@ -1,7 +1,8 @@
 """Train-step speed: images/s and achieved GFLOP/s, as a fraction of this machine's matmul GFLOP/s.
 
-    nice python -m bench.train_step [--configs=16to64,32to128] [--widths=quickstart|paper|shipped]
+    nice python -m bench.train_step [--configs=16to64 --configs=32to128] [--widths=quickstart|paper|shipped]
                                     [--precision=float32] [--steps=8] [--batch=8] [--profile]
+    nice python -m bench.train_step --configs=configs/celeba_16to64_gan.flags   # a whole training recipe
 
 Everything is measured in one run, so the ratios hold even on a busy shared machine, with the
 malloc settings that `python -m tf_stacksr.train` applies (`tf_stacksr.allocator`):
@@ -14,6 +15,9 @@ malloc settings that `python -m tf_stacksr.train` applies (`tf_stacksr.allocator
   that the outputs depend on (gradients nobody uses are pruned before running), from their
   static shapes. Normalisation, activations, losses and the optimiser update are
   not counted (the usual model-FLOPs convention), so GFLOP/s means useful convolution work.
+- `--configs` also takes a training flagfile: its whole recipe (its generator, discriminators,
+  identity term, teacher) is timed on the same fixed batch; `--widths` does not apply to it, and
+  its `--init_from` is dropped (the weights do not change the time).
 - `--profile` adds the share of step time per TensorFlow op type (from a profiler trace), to
   see what keeps the step below the matmul rate.
 """
@@ -49,6 +53,19 @@ def network_options(widths: str) -> dict:
     return {k: getattr(cfg, k) for k in config.GENERATOR_FIELDS if k not in ("hr_size", "scale")}
 
 
+def step_config(name: str, args, xla: bool) -> Config:
+    """The Config of one timed setting: a model size at --widths, or a training flagfile's recipe."""
+    common = dict(data_dir=FACES, model_dir=tempfile.mkdtemp(), batch_size=args.batch, strategy="one_device",
+                  jit_compile=xla, mixed_precision=args.precision)
+    if name.endswith(".flags"):
+        if not os.path.isfile(name):
+            raise app.UsageError(f"--configs: no flagfile {name}")
+        return config.from_flagfile(name).replace(init_from="", **common)
+    if name not in CONFIGS:
+        raise app.UsageError(f"--configs: {name!r} is neither one of {sorted(CONFIGS)} nor a .flags file")
+    return Config(**common, **CONFIGS[name], **network_options(args.widths))
+
+
 def time_train_step(trainer: Trainer, batch, steps: int) -> float:
     """Median seconds per full train step (after two warm-up steps)."""
     ds = tf.data.Dataset.from_tensors(batch).repeat()
@@ -72,7 +89,8 @@ def profile_op_shares(trainer: Trainer, batch, steps: int = 3) -> list[tuple[str
 flags.DEFINE_integer("steps", 8, "Timed steps per setting (median reported).")
 flags.DEFINE_integer("batch", 8, "Global batch size.")
 flags.DEFINE_enum("widths", "quickstart", sorted(WIDTHS), "Network widths (shipped: the shipped models' generator, with 3x3 residual convs).")
-flags.DEFINE_multi_enum("configs", list(CONFIGS), sorted(CONFIGS), "Model sizes to time (repeat the flag or comma-separate).")
+flags.DEFINE_multi_string("configs", list(CONFIGS), f"What to time (repeat the flag): a model size ({', '.join(CONFIGS)}) "
+                          "at --widths, or a training flagfile (path ending in .flags), its whole recipe.")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Precision policy.")
 flags.DEFINE_bool("profile", False, "Also print op-type time shares (first config, no XLA).")
 
@@ -86,8 +104,7 @@ def main(argv) -> None:
     rows, shares = [], []
     for name in args.configs:
         for xla in (False, True):
-            cfg = Config(data_dir=FACES, model_dir=tempfile.mkdtemp(), batch_size=args.batch, strategy="one_device",
-                         jit_compile=xla, mixed_precision=args.precision, **CONFIGS[name], **network_options(args.widths))
+            cfg = step_config(name, args, xla)
             trainer = Trainer(cfg)
             batch = fixed_batch(cfg)
             flops = step_flops(trainer, batch)
@@ -102,9 +119,10 @@ def main(argv) -> None:
     print(f"\ndevice: {cpu_name()} ({os.cpu_count()} cores visible), widths={args.widths}, batch={args.batch}, "
           f"precision={args.precision}")
     print(f"float32 matmul 2048^3: {matmul:.1f} GFLOP/s (before {reference[0]:.1f}, after {reference[1]:.1f})")
-    print(f"{'config':8} {'XLA':5} {'ms/step':>8} {'img/s':>7} {'GFLOP/step':>10} {'GFLOP/s':>8} {'of matmul':>9}")
+    width = max(8, *map(len, args.configs))
+    print(f"{'config':{width}} {'XLA':5} {'ms/step':>8} {'img/s':>7} {'GFLOP/step':>10} {'GFLOP/s':>8} {'of matmul':>9}")
     for name, xla, seconds, ips, gflop, rate in rows:
-        print(f"{name:8} {str(xla):5} {seconds * 1e3:8.1f} {ips:7.1f} {gflop:10.2f} {rate:8.1f} {rate / matmul:9.1%}")
+        print(f"{name:{width}} {str(xla):5} {seconds * 1e3:8.1f} {ips:7.1f} {gflop:10.2f} {rate:8.1f} {rate / matmul:9.1%}")
     for name in args.configs:
         plain, jit = [r for r in rows if r[0] == name]
         print(f"{name}: XLA speedup {plain[2] / jit[2]:.2f}x")
