@@ -6,8 +6,9 @@
 
 Everything is measured in one run, so the ratios hold even on a busy shared machine, with the
 malloc settings that `python -m tf_stacksr.train` applies (`tf_stacksr.allocator`):
-- matmul GFLOP/s: a float32 2048x2048 matmul in a tf.function, timed before and after the
-  train steps (the better of the two is the reference: a busy neighbour only lowers it);
+- matmul GFLOP/s: a float32 2048x2048 matmul in a tf.function, timed before and after each
+  setting's train steps; each row's share is of the better of its two (a busy neighbour only
+  lowers it, and on a shared host the rate drifts within a run);
 - per config and per XLA setting: the full train step (generator, discriminators, both Adam
   updates) on one fixed in-memory batch, so JPEG decoding does not compete for the cores;
 - step FLOPs are counted on the traced graph of the forward + backward pass (`Trainer._compute`):
@@ -100,7 +101,7 @@ def main(argv) -> None:
     args = flags.FLAGS
     allocator.keep_freed_memory()  # as every command does at start-up
 
-    reference = [matmul_gflops()]
+    reference = [matmul_gflops()]  # reference[i] and reference[i + 1] bracket row i
     rows, shares = [], []
     for name in args.configs:
         for xla in (False, True):
@@ -113,16 +114,17 @@ def main(argv) -> None:
             if args.profile and not xla and not shares:
                 shares = profile_op_shares(trainer, batch)
                 profiled = name
-    reference.append(matmul_gflops())
-    matmul = max(reference)
+            reference.append(matmul_gflops())
 
     print(f"\ndevice: {cpu_name()} ({os.cpu_count()} cores visible), widths={args.widths}, batch={args.batch}, "
           f"precision={args.precision}")
-    print(f"float32 matmul 2048^3: {matmul:.1f} GFLOP/s (before {reference[0]:.1f}, after {reference[1]:.1f})")
+    print(f"float32 matmul 2048^3: {max(reference):.1f} GFLOP/s at best, {min(reference):.1f} at worst in this run")
     width = max(8, *map(len, args.configs))
-    print(f"{'config':{width}} {'XLA':5} {'ms/step':>8} {'img/s':>7} {'GFLOP/step':>10} {'GFLOP/s':>8} {'of matmul':>9}")
-    for name, xla, seconds, ips, gflop, rate in rows:
-        print(f"{name:{width}} {str(xla):5} {seconds * 1e3:8.1f} {ips:7.1f} {gflop:10.2f} {rate:8.1f} {rate / matmul:9.1%}")
+    print(f"{'config':{width}} {'XLA':5} {'ms/step':>8} {'img/s':>7} {'GFLOP/step':>10} {'GFLOP/s':>8} {'matmul':>7} {'of matmul':>9}")
+    for i, (name, xla, seconds, ips, gflop, rate) in enumerate(rows):
+        matmul = max(reference[i], reference[i + 1])
+        print(f"{name:{width}} {str(xla):5} {seconds * 1e3:8.1f} {ips:7.1f} {gflop:10.2f} {rate:8.1f} {matmul:7.1f} "
+              f"{rate / matmul:9.1%}")
     for name in args.configs:
         plain, jit = [r for r in rows if r[0] == name]
         print(f"{name}: XLA speedup {plain[2] / jit[2]:.2f}x")
