@@ -34,7 +34,7 @@ _ARCH_16TO64 = dict(data_dir="data/celeba128", hr_size=64, scale=4, res_blocks=4
                     unet_filters=32, unet_max_filters=256, up_filters=64, norm="instance", residual=True,
                     degradation="bicubic", batch_size=16, per_replica_batch_size=0, beta1=0.5, bb_weight=1.0,
                     seed=0, keep_checkpoints=3, num_samples=8, strategy="auto", mixed_precision="float32",
-                    jit_compile=False, identity_face_scale=0.7, flip_ensemble=False)
+                    jit_compile=True, identity_face_scale=0.7, flip_ensemble=False)
 
 # The values the shipped 16->64 weights were trained with (tf_stacksr/weights/*/config.json of the
 # packed models, and the git history of configs/ and docs/experiments/).
@@ -76,6 +76,11 @@ SHIPPED_FROM = {
     # tools/train_l1_keras.py reads a faces file and runs for --minutes, not --data_dir/--train_steps.
     "ffhq_celeba_64to256_psnr": ("ffhq_celeba_64to256_psnr", {"data_dir", "train_steps", "save_every", "sample_every"}),
 }
+
+# How a step runs, not what it learns: the shipped weights were trained without XLA; the flagfiles
+# compile their step with it, which moves the losses by under 1% and the scores not at all
+# (docs/benchmarks.md, "Train step").
+HOW_IT_RUNS = {"jit_compile"}
 
 # Header phrases about how this project was developed rather than about the file.
 _NOT_FOR_USERS = re.compile(r"shipped until|shipped before|kept because|\brows? \d|\blent\b|\bsessions?\b|"
@@ -245,7 +250,7 @@ def test_matches_the_shipped_config(name):
     model, may_differ = SHIPPED_FROM[name]
     shipped = _shipped_config(model)
     cfg = parse(CONFIGS / f"{name}.flags").to_dict()
-    differ = {k: (cfg[k], shipped[k]) for k in cfg if k in shipped and k not in may_differ and cfg[k] != shipped[k]}
+    differ = {k: (cfg[k], shipped[k]) for k in cfg if k in shipped and k not in may_differ | HOW_IT_RUNS and cfg[k] != shipped[k]}
     assert not differ, f"{name}.flags vs the shipped {model}: (flagfile, shipped) {differ}"
 
 
