@@ -34,10 +34,12 @@ def main(argv):
     logging.info("Loading TensorFlow")
     from tf_stacksr.training import train_lib  # TensorFlow loads here, after the flags are checked
 
-    logging.info("On %s: building the networks and the input pipeline, then the first step compiles the train step. "
+    compiles = "compiles the train step with XLA (--jit_compile: a minute or two on 2 CPU cores)" if cfg.jit_compile \
+        else "compiles the train step"
+    logging.info("On %s: building the networks and the input pipeline, then the first step %s. "
                  "The first progress line comes about 20 s after the start for configs/quickstart.flags on 2 "
                  "idle CPU cores (later on a busy machine or for a bigger model), then one every %d steps "
-                 "(--log_every)", _devices(), cfg.log_every)
+                 "(--log_every)", _devices(), compiles, cfg.log_every)
     from tf_stacksr.models import runs
 
     try:
